@@ -1,0 +1,50 @@
+"""Domain errors of the model runtime.
+
+They know nothing of HTTP: `model_runtime.app` maps them to statuses in one place.
+"""
+
+from __future__ import annotations
+
+
+class InferstackError(Exception):
+    """Base class for every error the runtime raises on purpose."""
+
+
+class InvalidInput(InferstackError):
+    """The request does not fit the model: names, datatype, shape, values."""
+
+
+class MalformedRequest(InvalidInput):
+    """The request body is not a valid Open Inference Protocol request at all."""
+
+
+class BatchTooLarge(InvalidInput):
+    """The request's batch is over the model's `max_batch_size`."""
+
+
+class PayloadTooLarge(InvalidInput):
+    """The request body is over the size limit."""
+
+
+class ModelNotFound(InferstackError):
+    """No model of that name (or version) is served here."""
+
+
+class ModelNotReady(InferstackError):
+    """The model exists but cannot take requests yet (or any more)."""
+
+
+class InferenceError(InferstackError):
+    """The backend failed on a valid request: always a bug or a broken model."""
+
+
+class ArtifactError(InferstackError):
+    """A model artifact directory is missing, unreadable or inconsistent."""
+
+
+class ArtifactIntegrityError(ArtifactError):
+    """A model file's sha256 does not match the manifest."""
+
+
+class ExportError(InferstackError):
+    """Export to ONNX failed, or the exported model does not match the source."""

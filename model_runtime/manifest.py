@@ -1,0 +1,170 @@
+"""The artifact manifest: what a model directory holds and how it was made.
+
+An artifact directory is `{model.onnx, manifest.json, ...}`. Every file but the
+manifest is listed with its sha256, so a loader can refuse a tampered or truncated
+model before it serves a single request.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from model_runtime.datatypes import Datatype
+from model_runtime.errors import ArtifactError, ArtifactIntegrityError
+
+MANIFEST_FILE = "manifest.json"
+MODEL_FILE = "model.onnx"
+NAME_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,62}$"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TensorSpec(_Strict):
+    name: str
+    datatype: Datatype
+    # -1 marks a dynamic dimension; the first one is the batch axis.
+    shape: list[int]
+
+
+class FileEntry(_Strict):
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    size: int = Field(ge=0)
+
+
+class ExporterInfo(_Strict):
+    name: str
+    torch_version: str
+    onnx_version: str
+    onnxruntime_version: str
+
+
+class OutputParity(_Strict):
+    max_abs_error: float
+    max_rel_error: float
+    # Integer outputs (class labels) are compared exactly.
+    mismatches: int = 0
+
+
+class ParityReport(_Strict):
+    reference: str
+    batch_sizes: list[int]
+    samples: int
+    atol: float
+    rtol: float
+    max_abs_error: float
+    max_rel_error: float
+    outputs: dict[str, OutputParity]
+    passed: bool
+
+
+class Evaluation(_Strict):
+    dataset: str
+    samples: int
+    accuracy: float
+
+
+class QuantizationReport(_Strict):
+    method: Literal["dynamic-int8"]
+    per_channel: bool
+    source_sha256: str
+    parity_vs_fp32: ParityReport
+    top1_agreement: float | None = None
+    accuracy_fp32: float | None = None
+
+
+class Manifest(_Strict):
+    format_version: Literal[1] = 1
+    name: str = Field(pattern=NAME_PATTERN)
+    version: str = Field(min_length=1, max_length=64)
+    created_at: datetime
+    platform: Literal["onnxruntime_onnx"] = "onnxruntime_onnx"
+    model_file: str = MODEL_FILE
+    files: dict[str, FileEntry]
+    inputs: list[TensorSpec] = Field(min_length=1)
+    outputs: list[TensorSpec] = Field(min_length=1)
+    opset: int = Field(ge=1)
+    exporter: ExporterInfo
+    max_batch_size: int = Field(ge=1)
+    allow_non_finite: bool = False
+    parity: ParityReport
+    quantization: QuantizationReport | None = None
+    evaluation: Evaluation | None = None
+    labels: list[str] | None = None
+
+    @classmethod
+    def load(cls, directory: Path) -> Manifest:
+        """Read `<directory>/manifest.json`; errors name the file and what is wrong."""
+        path = Path(directory) / MANIFEST_FILE
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ArtifactError(f"cannot read model manifest {path}: {exc.strerror}") from exc
+        try:
+            return cls.model_validate_json(text)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(part) for part in first["loc"]) or "(root)"
+            raise ArtifactError(
+                f"invalid model manifest {path}: {where}: {first['msg']}"
+                f" ({exc.error_count()} error(s))"
+            ) from exc
+
+    def write(self, directory: Path) -> Path:
+        path = Path(directory) / MANIFEST_FILE
+        path.write_text(self.model_dump_json(indent=2) + "\n", encoding="utf-8")
+        return path
+
+    def content_hash(self) -> str:
+        """One sha256 for the artifact's content (files and their hashes), for cache keys
+        and content-addressed object keys. Independent of `created_at`."""
+        listing = json.dumps(
+            {name: entry.sha256 for name, entry in sorted(self.files.items())}, sort_keys=True
+        )
+        return hashlib.sha256(f"{self.name}\n{self.version}\n{listing}".encode()).hexdigest()
+
+    def input(self, name: str) -> TensorSpec | None:
+        return next((spec for spec in self.inputs if spec.name == name), None)
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def hash_files(directory: Path, names: list[str]) -> dict[str, FileEntry]:
+    directory = Path(directory)
+    return {
+        name: FileEntry(sha256=sha256_file(directory / name), size=(directory / name).stat().st_size)
+        for name in sorted(names)
+    }
+
+
+def verify_artifact(directory: Path, manifest: Manifest) -> None:
+    """Check every listed file against its sha256; raise naming the file and both hashes."""
+    directory = Path(directory)
+    if manifest.model_file not in manifest.files:
+        raise ArtifactError(
+            f"model manifest {directory / MANIFEST_FILE} does not list its model file"
+            f" {manifest.model_file!r}"
+        )
+    for name, entry in manifest.files.items():
+        path = directory / name
+        if not path.is_file():
+            raise ArtifactError(f"model file {path} is listed in the manifest but missing")
+        actual = sha256_file(path)
+        if actual != entry.sha256:
+            raise ArtifactIntegrityError(
+                f"model file {path} is corrupt or was modified: sha256 expected"
+                f" {entry.sha256}, actual {actual}"
+            )
