@@ -1,0 +1,3 @@
+"""inferstack shared model runtime: manifest, export, Engine, protocol, app."""
+
+__version__ = "0.1.0"

@@ -72,12 +72,20 @@ class Evaluation(_Strict):
 
 
 class QuantizationReport(_Strict):
+    """How an int8 artifact was made; its `parity` is measured against the fp32 model."""
+
     method: Literal["dynamic-int8"]
     per_channel: bool
     source_sha256: str
-    parity_vs_fp32: ParityReport
     top1_agreement: float | None = None
     accuracy_fp32: float | None = None
+
+
+class SourceInfo(_Strict):
+    """Where the model came from: the declaration and a hash of its module's source."""
+
+    reference: str
+    sha256: str
 
 
 class Manifest(_Strict):
@@ -98,6 +106,7 @@ class Manifest(_Strict):
     quantization: QuantizationReport | None = None
     evaluation: Evaluation | None = None
     labels: list[str] | None = None
+    source: SourceInfo | None = None
 
     @classmethod
     def load(cls, directory: Path) -> Manifest:

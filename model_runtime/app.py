@@ -1,0 +1,199 @@
+"""The HTTP transport: a FastAPI app speaking Open Inference Protocol v2.
+
+Domain errors become HTTP statuses here and nowhere else; every error body is
+`{"error": "<what was wrong>"}`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from model_runtime import __version__
+from model_runtime.dataplane import DataPlane
+from model_runtime.engine import Engine
+from model_runtime.errors import (
+    BatchTooLarge,
+    InferenceError,
+    InferstackError,
+    InvalidInput,
+    ModelNotFound,
+    ModelNotReady,
+    PayloadTooLarge,
+)
+from model_runtime.protocol import ErrorBody, InferenceRequest, InferenceResponse, ModelMetadata
+
+logger = logging.getLogger("inferstack")
+
+# Lambda's synchronous invocation payload limit.
+DEFAULT_MAX_BODY_BYTES = 6 * 1024 * 1024
+
+# Most specific first.
+_STATUS_BY_ERROR: list[tuple[type[InferstackError], int]] = [
+    (PayloadTooLarge, 413),
+    (BatchTooLarge, 413),
+    (InvalidInput, 400),
+    (ModelNotFound, 404),
+    (ModelNotReady, 503),
+    (InferenceError, 500),
+]
+
+_ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody} for status in (400, 404, 413, 422)
+}
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    content = json.dumps(body, separators=(",", ":"), allow_nan=False)
+    return Response(content, status_code=status, media_type="application/json", headers=headers)
+
+
+def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
+    return json_response({"error": message}, status, headers)
+
+
+def status_for(error: InferstackError) -> int:
+    for error_type, status in _STATUS_BY_ERROR:
+        if isinstance(error, error_type):
+            return status
+    return 500
+
+
+class BodyLimitMiddleware:
+    """Refuse request bodies over `max_bytes` (by Content-Length, or while streaming)."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for key, value in scope["headers"]:
+            if key == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
+                await error_response(413, self._message())(scope, receive, send)
+                return
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise PayloadTooLarge(self._message())
+            return message
+
+        await self.app(scope, limited_receive, send)
+
+    def _message(self) -> str:
+        return f"request body is over the limit of {self.max_bytes} bytes"
+
+
+def create_app(
+    engines: Iterable[Engine] | DataPlane, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+) -> FastAPI:
+    """The Open Inference Protocol v2 app over the given engines."""
+    plane = engines if isinstance(engines, DataPlane) else DataPlane(engines)
+    app = FastAPI(
+        title="inferstack model server",
+        version=__version__,
+        description="Open Inference Protocol v2 (KServe / Triton REST) model server.",
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.dataplane = plane
+    _add_error_handlers(app)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes)
+
+    @app.get("/v2", summary="Server metadata")
+    async def server_metadata() -> dict[str, Any]:
+        return {"name": "inferstack", "version": __version__, "extensions": []}
+
+    @app.get("/v2/health/live", summary="Liveness")
+    async def live() -> dict[str, bool]:
+        return {"live": True}
+
+    @app.get("/v2/health/ready", summary="Readiness", responses={503: {"model": ErrorBody}})
+    async def ready() -> Response:
+        is_ready = plane.ready()
+        return json_response({"ready": is_ready}, 200 if is_ready else 503)
+
+    @app.get("/v2/models/{model_name}", response_model=ModelMetadata, responses=_ERROR_RESPONSES)
+    @app.get(
+        "/v2/models/{model_name}/versions/{model_version}",
+        response_model=ModelMetadata,
+        responses=_ERROR_RESPONSES,
+    )
+    async def model_metadata(model_name: str, model_version: str | None = None) -> Response:
+        return json_response(plane.model_metadata(model_name, model_version))
+
+    @app.get("/v2/models/{model_name}/ready", responses=_ERROR_RESPONSES)
+    @app.get("/v2/models/{model_name}/versions/{model_version}/ready", responses=_ERROR_RESPONSES)
+    async def model_ready(model_name: str, model_version: str | None = None) -> Response:
+        engine = plane.engine(model_name, model_version)
+        return json_response({"name": engine.name, "ready": True})
+
+    @app.post(
+        "/v2/models/{model_name}/infer",
+        response_model=InferenceResponse,
+        responses=_ERROR_RESPONSES,
+    )
+    @app.post(
+        "/v2/models/{model_name}/versions/{model_version}/infer",
+        response_model=InferenceResponse,
+        responses=_ERROR_RESPONSES,
+    )
+    async def infer(
+        model_name: str, request: InferenceRequest, model_version: str | None = None
+    ) -> Response:
+        return json_response(await plane.infer(model_name, request, model_version))
+
+    return app
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    async def domain_error(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, InferstackError)
+        status = status_for(exc)
+        if status >= 500:
+            logger.error("inference failed: %s", exc, exc_info=exc)
+        return error_response(status, str(exc))
+
+    async def validation_error(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        errors = exc.errors()
+        first = errors[0] if errors else {"type": "", "loc": (), "msg": "invalid request"}
+        if first["type"] == "json_invalid":
+            return error_response(400, f"malformed JSON: {first.get('ctx', {}).get('error', '')}")
+        where = ".".join(str(part) for part in first["loc"] if part != "body") or "body"
+        more = f" (and {len(errors) - 1} more error(s))" if len(errors) > 1 else ""
+        return error_response(422, f"invalid request: {where}: {first['msg']}{more}")
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        if exc.status_code == 404:
+            message = f"no such route: {request.method} {request.url.path}"
+        elif exc.status_code == 405:
+            message = f"method {request.method} is not allowed on {request.url.path}"
+        else:
+            message = str(exc.detail)
+        return error_response(exc.status_code, message, dict(exc.headers or {}))
+
+    async def unexpected_error(_: Request, exc: Exception) -> Response:
+        logger.error("unexpected error", exc_info=exc)
+        return error_response(500, "internal error; see the server log")
+
+    app.add_exception_handler(InferstackError, domain_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(Exception, unexpected_error)

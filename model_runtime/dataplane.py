@@ -1,0 +1,72 @@
+"""The data plane: the served models and the protocol operations on them, without HTTP."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from model_runtime.engine import Engine
+from model_runtime.errors import InvalidInput, ModelNotFound
+from model_runtime.protocol import InferenceRequest, decode_request, encode_output
+
+
+class DataPlane:
+    def __init__(self, engines: Iterable[Engine]) -> None:
+        self._engines: dict[str, Engine] = {}
+        for engine in engines:
+            if engine.name in self._engines:
+                raise ValueError(f"two models are named {engine.name!r}")
+            self._engines[engine.name] = engine
+
+    @property
+    def engines(self) -> dict[str, Engine]:
+        return dict(self._engines)
+
+    def ready(self) -> bool:
+        return bool(self._engines)
+
+    def engine(self, name: str, version: str | None = None) -> Engine:
+        engine = self._engines.get(name)
+        if engine is None:
+            served = ", ".join(repr(n) for n in self._engines) or "none"
+            raise ModelNotFound(f"model {name!r} is not served here; served models: {served}")
+        if version is not None and version != engine.version:
+            raise ModelNotFound(
+                f"model {name!r} has no version {version!r}; served version: {engine.version!r}"
+            )
+        return engine
+
+    def model_metadata(self, name: str, version: str | None = None) -> dict[str, Any]:
+        manifest = self.engine(name, version).manifest
+        return {
+            "name": manifest.name,
+            "versions": [manifest.version],
+            "platform": manifest.platform,
+            "inputs": [spec.model_dump() for spec in manifest.inputs],
+            "outputs": [spec.model_dump() for spec in manifest.outputs],
+        }
+
+    async def infer(
+        self, name: str, request: InferenceRequest, version: str | None = None
+    ) -> dict[str, Any]:
+        """Decode, run and encode one request.
+
+        The engine runs inline: in Lambda one environment serves one request at a time,
+        so a thread hop would only add latency.
+        """
+        engine = self.engine(name, version)
+        inputs = decode_request(request)
+        requested = [output.name for output in request.outputs or []]
+        if len(set(requested)) != len(requested):
+            raise InvalidInput("an output is requested more than once")
+        outputs = engine.infer(inputs, requested or None)
+        response: dict[str, Any] = {
+            "model_name": engine.name,
+            "model_version": engine.version,
+            "outputs": [encode_output(out_name, array) for out_name, array in outputs.items()],
+        }
+        if request.id is not None:
+            response["id"] = request.id
+        if request.parameters:
+            response["parameters"] = request.parameters
+        return response

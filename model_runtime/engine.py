@@ -1,0 +1,194 @@
+"""The Engine: one verified model artifact, one onnxruntime session, validated requests.
+
+The same Engine runs in the Lambda function, in the GPU container and in `inferstack
+serve`. Loading verifies every file's sha256 before onnxruntime sees a byte of it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from model_runtime.datatypes import from_numpy, to_numpy
+from model_runtime.errors import BatchTooLarge, InferenceError, InvalidInput
+from model_runtime.manifest import Manifest, TensorSpec, verify_artifact
+
+Tensors = dict[str, np.ndarray[Any, Any]]
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on (respects affinity, unlike os.cpu_count())."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def create_session(model_path: Path, threads: int | None = None) -> Any:
+    """An onnxruntime CPU session sized for this host.
+
+    Nothing is written to disk: no optimized-model cache, no profiling, no telemetry
+    (Lambda only allows writes under /tmp).
+    """
+    import onnxruntime as ort
+
+    ort.disable_telemetry_events()
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = threads or available_cpus()
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.enable_profiling = False
+    options.log_severity_level = 3
+    return ort.InferenceSession(
+        str(model_path), sess_options=options, providers=["CPUExecutionProvider"]
+    )
+
+
+class Engine:
+    """A loaded, verified model that validates and runs requests."""
+
+    def __init__(self, manifest: Manifest, session: Any, directory: Path) -> None:
+        self.manifest = manifest
+        self.directory = directory
+        self._session = session
+        self._input_specs = {spec.name: spec for spec in manifest.inputs}
+        self._output_names = [spec.name for spec in manifest.outputs]
+
+    @classmethod
+    def load(cls, directory: Path | str, *, threads: int | None = None) -> Engine:
+        """Verify the artifact in `directory` and open a session on it.
+
+        Raises ArtifactError / ArtifactIntegrityError naming the bad file.
+        """
+        directory = Path(directory)
+        manifest = Manifest.load(directory)
+        verify_artifact(directory, manifest)
+        session = create_session(directory / manifest.model_file, threads)
+        return cls(manifest, session, directory)
+
+    @property
+    def name(self) -> str:
+        return self.manifest.name
+
+    @property
+    def version(self) -> str:
+        return self.manifest.version
+
+    def validate(self, inputs: Mapping[str, np.ndarray[Any, Any]]) -> Tensors:
+        """Check inputs against the manifest; return them in the model's dtypes.
+
+        Errors name the input and what was expected.
+        """
+        missing = [name for name in self._input_specs if name not in inputs]
+        if missing:
+            raise InvalidInput(
+                f"missing input(s) {', '.join(repr(n) for n in missing)};"
+                f" model {self.name!r} expects {self._describe_inputs()}"
+            )
+        unknown = [name for name in inputs if name not in self._input_specs]
+        if unknown:
+            raise InvalidInput(
+                f"unknown input(s) {', '.join(repr(n) for n in unknown)};"
+                f" model {self.name!r} expects {self._describe_inputs()}"
+            )
+        feed: Tensors = {}
+        batch: int | None = None
+        for name, spec in self._input_specs.items():
+            array = inputs[name]
+            self._check_tensor(spec, array)
+            if batch is None:
+                batch = int(array.shape[0])
+            elif array.shape[0] != batch:
+                raise InvalidInput(
+                    f"inputs disagree on batch size: {batch} vs {array.shape[0]} for {name!r}"
+                )
+            feed[name] = array
+        return feed
+
+    def infer(
+        self,
+        inputs: Mapping[str, np.ndarray[Any, Any]],
+        output_names: Sequence[str] | None = None,
+    ) -> Tensors:
+        """Validate, run and return the requested (default: all) outputs by name."""
+        names = self._resolve_outputs(output_names)
+        feed = self.validate(inputs)
+        try:
+            results = self._session.run(names, feed)
+        except Exception as exc:  # onnxruntime raises its own untyped errors
+            raise InferenceError(f"model {self.name!r} failed: {exc}") from exc
+        outputs = dict(zip(names, results, strict=True))
+        # JSON cannot carry NaN or Inf, and a non-finite output from finite inputs means
+        # the inputs are far outside what the model handles: the client's problem.
+        for name, array in outputs.items():
+            if array.dtype.kind == "f" and not np.isfinite(array).all():
+                raise InvalidInput(
+                    f"output {name!r} is not finite for this input; inputs are probably"
+                    " far outside the range the model was trained on"
+                )
+        return outputs
+
+    def _resolve_outputs(self, output_names: Sequence[str] | None) -> list[str]:
+        if not output_names:
+            return self._output_names
+        unknown = [name for name in output_names if name not in self._output_names]
+        if unknown:
+            raise InvalidInput(
+                f"unknown output(s) {', '.join(repr(n) for n in unknown)};"
+                f" model {self.name!r} has {', '.join(repr(n) for n in self._output_names)}"
+            )
+        return list(output_names)
+
+    def _check_tensor(self, spec: TensorSpec, array: np.ndarray[Any, Any]) -> None:
+        expected_dtype = to_numpy(spec.datatype)
+        if array.dtype != expected_dtype and not (
+            spec.datatype == "BYTES" and array.dtype.kind in "OUS"
+        ):
+            raise InvalidInput(
+                f"input {spec.name!r} has datatype {_datatype_of(array)},"
+                f" model expects {spec.datatype}"
+            )
+        if array.ndim != len(spec.shape):
+            raise InvalidInput(
+                f"input {spec.name!r} has shape {list(array.shape)} (rank {array.ndim}),"
+                f" model expects rank {len(spec.shape)}: {spec.shape}"
+            )
+        for axis, (got, want) in enumerate(zip(array.shape, spec.shape, strict=True)):
+            if want != -1 and got != want:
+                raise InvalidInput(
+                    f"input {spec.name!r} has shape {list(array.shape)}, model expects"
+                    f" {spec.shape} (dimension {axis} must be {want})"
+                )
+        if array.shape[0] == 0:
+            raise InvalidInput(f"input {spec.name!r} has an empty batch (shape {list(array.shape)})")
+        if array.shape[0] > self.manifest.max_batch_size:
+            raise BatchTooLarge(
+                f"input {spec.name!r} has batch {array.shape[0]}, over this model's limit of"
+                f" {self.manifest.max_batch_size}"
+            )
+        if (
+            not self.manifest.allow_non_finite
+            and array.dtype.kind == "f"
+            and not np.isfinite(array).all()
+        ):
+            raise InvalidInput(
+                f"input {spec.name!r} contains NaN or infinite values (or values out of"
+                f" range for {spec.datatype})"
+            )
+
+    def _describe_inputs(self) -> str:
+        return ", ".join(
+            f"{spec.name!r} {spec.datatype} {spec.shape}" for spec in self.manifest.inputs
+        )
+
+
+def _datatype_of(array: np.ndarray[Any, Any]) -> str:
+    try:
+        return from_numpy(array.dtype)
+    except ValueError:
+        return str(array.dtype)

@@ -1,0 +1,193 @@
+"""torch.nn.Module -> ONNX artifact directory, with a parity check against torch.
+
+torch and onnx are imported lazily: this module is only used at build time.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from importlib.metadata import version as package_version
+from pathlib import Path
+from collections.abc import Iterator
+from typing import Any, Literal
+
+import numpy as np
+
+from model_runtime.datatypes import from_onnx_type
+from model_runtime.engine import create_session
+from model_runtime.errors import ExportError
+from model_runtime.manifest import (
+    MODEL_FILE,
+    Evaluation,
+    ExporterInfo,
+    Manifest,
+    SourceInfo,
+    TensorSpec,
+    hash_files,
+)
+from model_runtime.parity import Arrays, compare, describe_failure, random_batches
+from model_runtime.spec import EvalData, ModelSpec
+
+Exporter = Literal["torchscript", "dynamo"]
+DEFAULT_OPSET = 17
+
+
+def export_model(
+    spec: ModelSpec,
+    out_dir: Path,
+    *,
+    source: SourceInfo | None = None,
+    opset: int = DEFAULT_OPSET,
+    exporter: Exporter = "torchscript",
+    atol: float = 1e-4,
+    rtol: float = 1e-3,
+    batch_sizes: Sequence[int] = (1, 4, 32),
+    seed: int = 0,
+) -> Manifest:
+    """Export `spec.module` to `out_dir/{model.onnx, manifest.json}`.
+
+    Fails with ExportError, leaving any previous artifact in `out_dir` untouched, when
+    the ONNX model's outputs differ from torch's beyond atol/rtol.
+    """
+    if opset < DEFAULT_OPSET:
+        raise ExportError(f"opset {opset} is too old; allowed: {DEFAULT_OPSET} or newer")
+    with _staging_dir(out_dir) as staging:
+        model_path = staging / MODEL_FILE
+        _export_onnx(spec, model_path, opset, exporter)
+        session = create_session(model_path)
+        run_onnx = _onnx_runner(session, spec.output_names)
+        batches = [dict(spec.example_inputs), *random_batches(spec.example_inputs, batch_sizes, seed)]
+        parity = compare(
+            _torch_runner(spec), run_onnx, batches, reference_name="torch", atol=atol, rtol=rtol
+        )
+        if not parity.passed:
+            raise ExportError(f"export of {spec.name!r} failed parity: {describe_failure(parity)}")
+        manifest = Manifest(
+            name=spec.name,
+            version=spec.version,
+            created_at=datetime.now(UTC),
+            files=hash_files(staging, [MODEL_FILE]),
+            inputs=_tensor_specs(session.get_inputs()),
+            outputs=_tensor_specs(session.get_outputs()),
+            opset=opset,
+            exporter=_exporter_info(exporter),
+            max_batch_size=spec.max_batch_size,
+            parity=parity,
+            evaluation=evaluate(run_onnx, spec.eval_data, spec.classifier_output),
+            labels=spec.labels,
+            source=source,
+        )
+        manifest.write(staging)
+    return manifest
+
+
+def evaluate(run: Any, data: EvalData | None, classifier_output: str | None) -> Evaluation | None:
+    if data is None or classifier_output is None:
+        return None
+    predictions = predicted_classes(run, data, classifier_output)
+    return Evaluation(
+        dataset=data.dataset,
+        samples=len(data.labels),
+        accuracy=float(np.mean(predictions == data.labels)),
+    )
+
+
+def predicted_classes(run: Any, data: EvalData, classifier_output: str) -> np.ndarray[Any, Any]:
+    scores = run(data.inputs)[classifier_output]
+    return np.asarray(scores).argmax(axis=1)
+
+
+@contextmanager
+def _staging_dir(out_dir: Path) -> Iterator[Path]:
+    """Build into a sibling temp dir; swap it in only when everything succeeded."""
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    staging.chmod(0o755)
+    try:
+        yield staging
+        if out_dir.exists():
+            retired = out_dir.with_name(f".{out_dir.name}.old")
+            shutil.rmtree(retired, ignore_errors=True)
+            out_dir.rename(retired)
+            staging.rename(out_dir)
+            shutil.rmtree(retired)
+        else:
+            staging.rename(out_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _export_onnx(spec: ModelSpec, path: Path, opset: int, exporter: Exporter) -> None:
+    import onnx
+    import torch
+
+    input_names = list(spec.example_inputs)
+    dynamic_axes: dict[str, dict[int, str]] = {}
+    for name in [*input_names, *spec.output_names]:
+        dynamic_axes[name] = {0: "batch", **spec.extra_dynamic_axes.get(name, {})}
+    args = tuple(torch.from_numpy(spec.example_inputs[name]) for name in input_names)
+    spec.module.eval()
+    try:
+        with torch.no_grad():
+            torch.onnx.export(
+                spec.module,
+                args,
+                str(path),
+                input_names=input_names,
+                output_names=spec.output_names,
+                dynamic_axes=dynamic_axes,
+                opset_version=opset,
+                dynamo=exporter == "dynamo",
+                external_data=False,
+            )
+        onnx.checker.check_model(str(path), full_check=True)
+    except Exception as exc:
+        raise ExportError(f"ONNX export of {spec.name!r} ({exporter}) failed: {exc}") from exc
+
+
+def _torch_runner(spec: ModelSpec) -> Any:
+    import torch
+
+    def run(batch: Arrays) -> Arrays:
+        with torch.no_grad():
+            result = spec.module(*(torch.from_numpy(batch[name]) for name in spec.example_inputs))
+        if isinstance(result, torch.Tensor):
+            result = (result,)
+        return {
+            name: tensor.numpy() for name, tensor in zip(spec.output_names, result, strict=True)
+        }
+
+    return run
+
+
+def _onnx_runner(session: Any, output_names: list[str]) -> Any:
+    def run(batch: Arrays) -> Arrays:
+        return dict(zip(output_names, session.run(output_names, batch), strict=True))
+
+    return run
+
+
+def _tensor_specs(nodes: Sequence[Any]) -> list[TensorSpec]:
+    return [
+        TensorSpec(
+            name=node.name,
+            datatype=from_onnx_type(node.type),
+            shape=[dim if isinstance(dim, int) else -1 for dim in node.shape],
+        )
+        for node in nodes
+    ]
+
+
+def _exporter_info(exporter: Exporter) -> ExporterInfo:
+    return ExporterInfo(
+        name=f"torch.onnx.export ({exporter})",
+        torch_version=package_version("torch"),
+        onnx_version=package_version("onnx"),
+        onnxruntime_version=package_version("onnxruntime"),
+    )
+

@@ -1,0 +1,188 @@
+"""Open Inference Protocol v2 (KServe / Triton REST): wire models, tensor decode/encode.
+
+Nothing here knows about HTTP. See
+https://kserve.github.io/website/latest/modelserving/data_plane/v2_protocol/
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt
+
+from model_runtime.datatypes import Datatype, from_numpy, to_numpy
+from model_runtime.errors import InvalidInput
+
+# The numpy kinds that JSON data may arrive as for each family of datatypes.
+_INTEGER_KINDS = "iu"
+_FLOAT_KINDS = "iuf"
+
+
+class _Wire(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RequestInput(_Wire):
+    name: str = Field(min_length=1)
+    shape: list[NonNegativeInt] = Field(max_length=32)
+    datatype: Datatype
+    parameters: dict[str, Any] | None = None
+    # Row-major flat, or nested to match `shape`.
+    data: list[Any]
+
+
+class RequestOutput(_Wire):
+    name: str = Field(min_length=1)
+    parameters: dict[str, Any] | None = None
+
+
+class InferenceRequest(_Wire):
+    id: str | None = None
+    parameters: dict[str, Any] | None = None
+    inputs: list[RequestInput] = Field(min_length=1)
+    outputs: list[RequestOutput] | None = None
+
+
+class ResponseOutput(_Wire):
+    name: str
+    shape: list[int]
+    datatype: Datatype
+    parameters: dict[str, Any] | None = None
+    data: list[Any]
+
+
+class InferenceResponse(_Wire):
+    model_name: str
+    model_version: str | None = None
+    id: str | None = None
+    parameters: dict[str, Any] | None = None
+    outputs: list[ResponseOutput]
+
+
+class TensorMetadata(_Wire):
+    name: str
+    datatype: Datatype
+    shape: list[int]
+
+
+class ModelMetadata(_Wire):
+    name: str
+    versions: list[str]
+    platform: str
+    inputs: list[TensorMetadata]
+    outputs: list[TensorMetadata]
+
+
+class ErrorBody(_Wire):
+    error: str
+
+
+def decode_input(tensor: RequestInput) -> np.ndarray[Any, Any]:
+    """Turn one request input into a numpy array of its declared datatype and shape."""
+    name = tensor.name
+    if tensor.parameters and "binary_data_size" in tensor.parameters:
+        raise InvalidInput(
+            f"input {name!r} uses the binary tensor extension, which is not supported;"
+            " send the data as JSON"
+        )
+    expected = math.prod(tensor.shape)
+    if tensor.datatype == "BYTES":
+        return _decode_bytes(tensor, expected)
+    try:
+        raw = np.asarray(tensor.data)
+    except (ValueError, TypeError):
+        raise InvalidInput(
+            f"input {name!r} data is ragged: nested lists must all have the same length"
+        ) from None
+    if raw.size != expected:
+        raise InvalidInput(
+            f"input {name!r} has shape {tensor.shape}, which needs {expected} values,"
+            f" but data has {raw.size}"
+        )
+    target = to_numpy(tensor.datatype)
+    allowed = {"BOOL": "b", "FP16": _FLOAT_KINDS, "FP32": _FLOAT_KINDS, "FP64": _FLOAT_KINDS}
+    kinds = allowed.get(tensor.datatype, _INTEGER_KINDS)
+    if raw.size and raw.dtype.kind not in kinds:
+        raise InvalidInput(
+            f"input {name!r} is {tensor.datatype} but its data holds {_describe_kind(raw)}"
+        )
+    if raw.size and raw.dtype.kind in _INTEGER_KINDS and target.kind in _INTEGER_KINDS:
+        info = np.iinfo(target)
+        if raw.min() < info.min or raw.max() > info.max:
+            raise InvalidInput(
+                f"input {name!r} has values outside the {tensor.datatype} range"
+                f" [{info.min}, {info.max}]"
+            )
+    # Overflow to inf (1e300 as FP32) is caught by the Engine's finiteness check.
+    with np.errstate(over="ignore", invalid="ignore"):
+        return raw.astype(target, copy=False).reshape(tensor.shape)
+
+
+def _decode_bytes(tensor: RequestInput, expected: int) -> np.ndarray[Any, Any]:
+    flat = _flatten(tensor.data)
+    if flat is None:
+        raise InvalidInput(
+            f"input {tensor.name!r} is BYTES: data must be strings (flat or nested lists)"
+        )
+    if len(flat) != expected:
+        raise InvalidInput(
+            f"input {tensor.name!r} has shape {tensor.shape}, which needs {expected} values,"
+            f" but data has {len(flat)}"
+        )
+    return np.array(flat, dtype=object).reshape(tensor.shape)
+
+
+def _flatten(data: list[Any]) -> list[str] | None:
+    """Flatten nested lists of strings; None when anything else is inside."""
+    flat: list[str] = []
+    stack = [iter(data)]
+    while stack:
+        item = next(stack[-1], _END)
+        if item is _END:
+            stack.pop()
+        elif isinstance(item, list):
+            if len(stack) > 32:
+                return None
+            stack.append(iter(item))
+        elif isinstance(item, str):
+            flat.append(item)
+        else:
+            return None
+    return flat
+
+
+_END = object()
+
+
+def _describe_kind(array: np.ndarray[Any, Any]) -> str:
+    return {
+        "b": "booleans",
+        "f": "non-integer numbers",
+        "U": "strings",
+        "S": "strings",
+        "O": "mixed or non-numeric values (or integers too large for any type)",
+    }.get(array.dtype.kind, f"values of type {array.dtype}")
+
+
+def decode_request(request: InferenceRequest) -> dict[str, np.ndarray[Any, Any]]:
+    tensors: dict[str, np.ndarray[Any, Any]] = {}
+    for tensor in request.inputs:
+        if tensor.name in tensors:
+            raise InvalidInput(f"input {tensor.name!r} is given more than once")
+        tensors[tensor.name] = decode_input(tensor)
+    return tensors
+
+
+def encode_output(name: str, array: np.ndarray[Any, Any]) -> dict[str, Any]:
+    """One response output as a plain dict (ready for json.dumps), data row-major flat."""
+    datatype = from_numpy(array.dtype)
+    if datatype == "BYTES":
+        data: list[Any] = [
+            item.decode("utf-8", "replace") if isinstance(item, bytes) else str(item)
+            for item in array.ravel()
+        ]
+    else:
+        data = array.ravel().tolist()
+    return {"name": name, "datatype": datatype, "shape": list(array.shape), "data": data}

@@ -1,0 +1,94 @@
+"""Dynamic int8 quantization of an exported artifact, measured against its fp32 source."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from model_runtime.engine import create_session
+from model_runtime.errors import ExportError
+from model_runtime.export import _onnx_runner, _staging_dir, evaluate, predicted_classes
+from model_runtime.manifest import MODEL_FILE, Manifest, QuantizationReport, hash_files
+from model_runtime.parity import compare, random_batches
+from model_runtime.spec import ModelSpec
+
+
+def quantize_artifact(
+    source_dir: Path,
+    out_dir: Path,
+    spec: ModelSpec,
+    *,
+    per_channel: bool = True,
+    min_top1_agreement: float = 0.97,
+    atol: float = 0.05,
+    rtol: float = 0.1,
+    batch_sizes: Sequence[int] = (1, 4, 32),
+    seed: int = 0,
+) -> Manifest:
+    """Write an int8 copy of the fp32 artifact in `source_dir` to `out_dir`.
+
+    Its manifest's `parity` compares int8 with fp32 (recorded, not enforced: int8 is
+    expected to differ); for a classifier, export fails when top-1 agreement with fp32
+    on the held-out set is under `min_top1_agreement`.
+    """
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    source = Manifest.load(source_dir)
+    with _staging_dir(out_dir) as staging:
+        model_path = staging / MODEL_FILE
+        try:
+            quantize_dynamic(
+                Path(source_dir) / source.model_file,
+                model_path,
+                weight_type=QuantType.QInt8,
+                per_channel=per_channel,
+            )
+        except Exception as exc:
+            raise ExportError(f"int8 quantization of {source.name!r} failed: {exc}") from exc
+        names = [spec.name for spec in source.outputs]
+        run_fp32 = _onnx_runner(create_session(Path(source_dir) / source.model_file), names)
+        run_int8 = _onnx_runner(create_session(model_path), names)
+        batches = [dict(spec.example_inputs), *random_batches(spec.example_inputs, batch_sizes, seed)]
+        parity = compare(
+            run_fp32,
+            run_int8,
+            batches,
+            reference_name=f"fp32 {source.model_file} (sha256 {source.files[source.model_file].sha256})",
+            atol=atol,
+            rtol=rtol,
+        )
+        agreement = None
+        if spec.eval_data is not None and spec.classifier_output is not None:
+            agreement = float(
+                np.mean(
+                    predicted_classes(run_fp32, spec.eval_data, spec.classifier_output)
+                    == predicted_classes(run_int8, spec.eval_data, spec.classifier_output)
+                )
+            )
+            if agreement < min_top1_agreement:
+                raise ExportError(
+                    f"int8 {source.name!r} agrees with fp32 on only {agreement:.1%} of"
+                    f" {len(spec.eval_data.labels)} held-out samples (need"
+                    f" {min_top1_agreement:.0%}); try per_channel=True or keep fp32"
+                )
+        manifest = source.model_copy(
+            update={
+                "name": f"{source.name}-int8",
+                "created_at": datetime.now(UTC),
+                "files": hash_files(staging, [MODEL_FILE]),
+                "parity": parity,
+                "evaluation": evaluate(run_int8, spec.eval_data, spec.classifier_output),
+                "quantization": QuantizationReport(
+                    method="dynamic-int8",
+                    per_channel=per_channel,
+                    source_sha256=source.files[source.model_file].sha256,
+                    top1_agreement=agreement,
+                    accuracy_fp32=source.evaluation.accuracy if source.evaluation else None,
+                ),
+            }
+        )
+        manifest.write(staging)
+    return manifest

@@ -1,0 +1,1 @@
+"""Reference models built offline from data that ships in PyPI packages."""
