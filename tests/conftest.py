@@ -1,0 +1,46 @@
+"""Shared fixtures: the digits reference model, trained and exported once per session."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from model_runtime.engine import Engine
+from model_runtime.export import export_model
+from model_runtime.quantize import quantize_artifact
+from model_runtime.spec import ModelSpec, resolve
+
+
+@pytest.fixture(scope="session")
+def digits_spec() -> ModelSpec:
+    return resolve("digits").factory()
+
+
+@pytest.fixture(scope="session")
+def digits_dir(digits_spec: ModelSpec, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("models") / "digits"
+    export_model(digits_spec, out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def digits_int8_dir(
+    digits_spec: ModelSpec, digits_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    out = tmp_path_factory.mktemp("models") / "digits-int8"
+    quantize_artifact(digits_dir, out, digits_spec)
+    return out
+
+
+@pytest.fixture(scope="session")
+def digits_engine(digits_dir: Path) -> Engine:
+    return Engine.load(digits_dir)
+
+
+@pytest.fixture(scope="session")
+def digits_images(digits_spec: ModelSpec) -> np.ndarray:
+    """Real held-out digit images, (N, 1, 8, 8) float32."""
+    assert digits_spec.eval_data is not None
+    return digits_spec.eval_data.inputs["image"]
