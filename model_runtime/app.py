@@ -172,7 +172,9 @@ def _add_error_handlers(app: FastAPI) -> None:
     async def validation_error(_: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
         errors = exc.errors()
-        first = errors[0] if errors else {"type": "", "loc": (), "msg": "invalid request"}
+        first: dict[str, Any] = (
+            errors[0] if errors else {"type": "", "loc": (), "msg": "invalid request"}
+        )
         if first["type"] == "json_invalid":
             return error_response(400, f"malformed JSON: {first.get('ctx', {}).get('error', '')}")
         where = ".".join(str(part) for part in first["loc"] if part != "body") or "body"

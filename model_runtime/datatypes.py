@@ -22,7 +22,7 @@ Datatype = Literal[
     "BYTES",
 ]
 
-NUMPY_DTYPES: dict[str, np.dtype[np.generic]] = {
+NUMPY_DTYPES: dict[Datatype, np.dtype[np.generic]] = {
     "BOOL": np.dtype(np.bool_),
     "UINT8": np.dtype(np.uint8),
     "UINT16": np.dtype(np.uint16),
@@ -39,7 +39,7 @@ NUMPY_DTYPES: dict[str, np.dtype[np.generic]] = {
 }
 
 # onnxruntime reports types as "tensor(float)" etc.
-_ONNX_TYPES: dict[str, str] = {
+_ONNX_TYPES: dict[str, Datatype] = {
     "tensor(bool)": "BOOL",
     "tensor(uint8)": "UINT8",
     "tensor(uint16)": "UINT16",
@@ -56,15 +56,17 @@ _ONNX_TYPES: dict[str, str] = {
 }
 
 
-def from_onnx_type(onnx_type: str) -> str:
+def from_onnx_type(onnx_type: str) -> Datatype:
     """Map an onnxruntime type string ("tensor(float)") to an OIP datatype ("FP32")."""
     try:
         return _ONNX_TYPES[onnx_type]
     except KeyError:
-        raise ValueError(f"ONNX type {onnx_type!r} has no Open Inference Protocol datatype") from None
+        raise ValueError(
+            f"ONNX type {onnx_type!r} has no Open Inference Protocol datatype"
+        ) from None
 
 
-def from_numpy(dtype: np.dtype[np.generic]) -> str:
+def from_numpy(dtype: np.dtype[np.generic]) -> Datatype:
     """Map a numpy dtype to an OIP datatype."""
     if dtype.kind in "OUS":
         return "BYTES"
@@ -74,6 +76,6 @@ def from_numpy(dtype: np.dtype[np.generic]) -> str:
     raise ValueError(f"numpy dtype {dtype} has no Open Inference Protocol datatype")
 
 
-def to_numpy(datatype: str) -> np.dtype[np.generic]:
+def to_numpy(datatype: Datatype) -> np.dtype[np.generic]:
     """Map an OIP datatype to a numpy dtype."""
     return NUMPY_DTYPES[datatype]

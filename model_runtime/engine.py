@@ -165,7 +165,9 @@ class Engine:
                     f" {spec.shape} (dimension {axis} must be {want})"
                 )
         if array.shape[0] == 0:
-            raise InvalidInput(f"input {spec.name!r} has an empty batch (shape {list(array.shape)})")
+            raise InvalidInput(
+                f"input {spec.name!r} has an empty batch (shape {list(array.shape)})"
+            )
         if array.shape[0] > self.manifest.max_batch_size:
             raise BatchTooLarge(
                 f"input {spec.name!r} has batch {array.shape[0]}, over this model's limit of"

@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from importlib.metadata import version as package_version
 from pathlib import Path
-from collections.abc import Iterator
 from typing import Any, Literal
 
 import numpy as np
@@ -60,7 +59,10 @@ def export_model(
         _export_onnx(spec, model_path, opset, exporter)
         session = create_session(model_path)
         run_onnx = _onnx_runner(session, spec.output_names)
-        batches = [dict(spec.example_inputs), *random_batches(spec.example_inputs, batch_sizes, seed)]
+        batches = [
+            dict(spec.example_inputs),
+            *random_batches(spec.example_inputs, batch_sizes, seed),
+        ]
         parity = compare(
             _torch_runner(spec), run_onnx, batches, reference_name="torch", atol=atol, rtol=rtol
         )
@@ -97,8 +99,9 @@ def evaluate(run: Any, data: EvalData | None, classifier_output: str | None) -> 
 
 
 def predicted_classes(run: Any, data: EvalData, classifier_output: str) -> np.ndarray[Any, Any]:
-    scores = run(data.inputs)[classifier_output]
-    return np.asarray(scores).argmax(axis=1)
+    scores = np.asarray(run(data.inputs)[classifier_output])
+    classes: np.ndarray[Any, Any] = scores.argmax(axis=1)
+    return classes
 
 
 @contextmanager
@@ -190,4 +193,3 @@ def _exporter_info(exporter: Exporter) -> ExporterInfo:
         onnx_version=package_version("onnx"),
         onnxruntime_version=package_version("onnxruntime"),
     )
-

@@ -154,7 +154,9 @@ def sha256_file(path: Path) -> str:
 def hash_files(directory: Path, names: list[str]) -> dict[str, FileEntry]:
     directory = Path(directory)
     return {
-        name: FileEntry(sha256=sha256_file(directory / name), size=(directory / name).stat().st_size)
+        name: FileEntry(
+            sha256=sha256_file(directory / name), size=(directory / name).stat().st_size
+        )
         for name in sorted(names)
     }
 

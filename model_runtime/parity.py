@@ -13,9 +13,7 @@ Arrays = dict[str, np.ndarray[Any, Any]]
 RunFn = Callable[[Arrays], Arrays]
 
 
-def random_batches(
-    example: Arrays, batch_sizes: Sequence[int], seed: int = 0
-) -> list[Arrays]:
+def random_batches(example: Arrays, batch_sizes: Sequence[int], seed: int = 0) -> list[Arrays]:
     """Random inputs shaped like `example` (batch axis resized), within its value range."""
     rng = np.random.default_rng(seed)
     batches = []
@@ -66,7 +64,9 @@ def compare(
                 passed &= mismatches == 0
     outputs = {
         name: OutputParity(
-            max_abs_error=stats["abs"], max_rel_error=stats["rel"], mismatches=int(stats["mismatches"])
+            max_abs_error=stats["abs"],
+            max_rel_error=stats["rel"],
+            mismatches=int(stats["mismatches"]),
         )
         for name, stats in per_output.items()
     }

@@ -109,7 +109,7 @@ def decode_input(tensor: RequestInput) -> np.ndarray[Any, Any]:
             f"input {name!r} is {tensor.datatype} but its data holds {_describe_kind(raw)}"
         )
     if raw.size and raw.dtype.kind in _INTEGER_KINDS and target.kind in _INTEGER_KINDS:
-        info = np.iinfo(target)
+        info = np.iinfo(target)  # type: ignore[type-var]
         if raw.min() < info.min or raw.max() > info.max:
             raise InvalidInput(
                 f"input {name!r} has values outside the {tensor.datatype} range"

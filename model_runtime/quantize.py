@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -14,6 +16,18 @@ from model_runtime.export import _onnx_runner, _staging_dir, evaluate, predicted
 from model_runtime.manifest import MODEL_FILE, Manifest, QuantizationReport, hash_files
 from model_runtime.parity import compare, random_batches
 from model_runtime.spec import ModelSpec
+
+
+@contextmanager
+def _quiet_root_logger() -> Iterator[None]:
+    """onnxruntime's quantizer logs advice on the root logger; keep CLI output clean."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
 
 
 def quantize_artifact(
@@ -40,23 +54,28 @@ def quantize_artifact(
     with _staging_dir(out_dir) as staging:
         model_path = staging / MODEL_FILE
         try:
-            quantize_dynamic(
-                Path(source_dir) / source.model_file,
-                model_path,
-                weight_type=QuantType.QInt8,
-                per_channel=per_channel,
-            )
+            with _quiet_root_logger():
+                quantize_dynamic(
+                    Path(source_dir) / source.model_file,
+                    model_path,
+                    weight_type=QuantType.QInt8,
+                    per_channel=per_channel,
+                )
         except Exception as exc:
             raise ExportError(f"int8 quantization of {source.name!r} failed: {exc}") from exc
-        names = [spec.name for spec in source.outputs]
+        names = [output.name for output in source.outputs]
+        source_sha256 = source.files[source.model_file].sha256
         run_fp32 = _onnx_runner(create_session(Path(source_dir) / source.model_file), names)
         run_int8 = _onnx_runner(create_session(model_path), names)
-        batches = [dict(spec.example_inputs), *random_batches(spec.example_inputs, batch_sizes, seed)]
+        batches = [
+            dict(spec.example_inputs),
+            *random_batches(spec.example_inputs, batch_sizes, seed),
+        ]
         parity = compare(
             run_fp32,
             run_int8,
             batches,
-            reference_name=f"fp32 {source.model_file} (sha256 {source.files[source.model_file].sha256})",
+            reference_name=f"fp32 {source.model_file} (sha256 {source_sha256})",
             atol=atol,
             rtol=rtol,
         )
@@ -84,7 +103,7 @@ def quantize_artifact(
                 "quantization": QuantizationReport(
                     method="dynamic-int8",
                     per_channel=per_channel,
-                    source_sha256=source.files[source.model_file].sha256,
+                    source_sha256=source_sha256,
                     top1_agreement=agreement,
                     accuracy_fp32=source.evaluation.accuracy if source.evaluation else None,
                 ),

@@ -68,7 +68,9 @@ def resolve(reference: str) -> ModelDeclaration:
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise ExportError(f"model reference {reference!r}: cannot import {module_name}: {exc}")
+        raise ExportError(
+            f"model reference {reference!r}: cannot import {module_name}: {exc}"
+        ) from exc
     factory = getattr(module, function_name, None)
     if not callable(factory):
         raise ExportError(f"model reference {reference!r}: {module_name} has no {function_name}()")

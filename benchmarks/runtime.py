@@ -1,0 +1,196 @@
+"""Runtime latency: raw onnxruntime vs Engine vs the full Lambda handler path vs torch.
+
+Trains and exports the digits reference model (so torch and ONNX share weights), then
+measures p50/p99 per call at batch 1 and 32:
+  (i) session.run, (ii) Engine.infer, (iii) API Gateway event -> Mangum -> FastAPI ->
+  Engine -> JSON through `functions.handler.handler`, (iv) torch eager.
+Prints a table and writes build/bench/runtime.json.
+
+    .venv/bin/python benchmarks/runtime.py [--iterations 2000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+OUT = Path("build/bench/runtime.json")
+MODEL_DIR = Path("build/bench/models/digits")
+TARGET_HANDLER_OVERHEAD_MS = 0.5
+TARGET_ORT_SPEEDUP = 1.5
+
+
+def measure(fn: Callable[[], Any], iterations: int, warmup: int = 50) -> dict[str, float]:
+    for _ in range(warmup):
+        fn()
+    samples = []
+    for _ in range(iterations):
+        start = time.perf_counter_ns()
+        fn()
+        samples.append((time.perf_counter_ns() - start) / 1e6)
+    samples.sort()
+    return {
+        "p50_ms": statistics.median(samples),
+        "p99_ms": samples[min(len(samples) - 1, int(len(samples) * 0.99))],
+        "mean_ms": statistics.fmean(samples),
+        "iterations": iterations,
+    }
+
+
+def api_gateway_event(body: dict[str, Any]) -> dict[str, Any]:
+    """A REST API (payload format 1.0) Lambda proxy event, as API Gateway sends it."""
+    path = "/v2/models/digits/infer"
+    return {
+        "resource": "/{proxy+}",
+        "path": path,
+        "httpMethod": "POST",
+        "headers": {"content-type": "application/json", "host": "api.example.com"},
+        "multiValueHeaders": {"content-type": ["application/json"], "host": ["api.example.com"]},
+        "queryStringParameters": None,
+        "multiValueQueryStringParameters": None,
+        "pathParameters": {"proxy": path.lstrip("/")},
+        "stageVariables": None,
+        "requestContext": {
+            "resourcePath": "/{proxy+}",
+            "httpMethod": "POST",
+            "path": f"/prod{path}",
+            "stage": "prod",
+            "requestId": "bench",
+            "identity": {"sourceIp": "127.0.0.1"},
+        },
+        "body": json.dumps(body),
+        "isBase64Encoded": False,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--iterations", type=int, default=2000)
+    args = parser.parse_args()
+    console = Console()
+
+    import torch
+
+    from model_runtime.engine import Engine
+    from model_runtime.export import export_model
+    from model_runtime.spec import resolve
+
+    with console.status("training and exporting the digits model"):
+        spec = resolve("digits").factory()
+        export_model(spec, MODEL_DIR)
+    os.environ["MODEL_DIR"] = str(MODEL_DIR)
+    handler_module = importlib.import_module("functions.handler")
+    engine = Engine.load(MODEL_DIR)
+    session = engine._session
+    assert spec.eval_data is not None
+    images = spec.eval_data.inputs["image"]
+
+    rows = []
+    for batch in (1, 32):
+        x = np.ascontiguousarray(images[:batch])
+        feed = {"image": x}
+        event = api_gateway_event(
+            {
+                "inputs": [
+                    {
+                        "name": "image",
+                        "shape": list(x.shape),
+                        "datatype": "FP32",
+                        "data": x.ravel().tolist(),
+                    }
+                ]
+            }
+        )
+        check = handler_module.handler(event, None)
+        assert check["statusCode"] == 200, check
+        tensor = torch.from_numpy(x)
+        iterations = args.iterations if batch == 1 else max(200, args.iterations // 4)
+
+        def run_torch(t: Any = tensor) -> Any:
+            with torch.inference_mode():
+                return spec.module(t)
+
+        with console.status(f"measuring batch {batch}"):
+            results = {
+                "onnxruntime session.run": measure(lambda f=feed: session.run(None, f), iterations),
+                "Engine.infer": measure(lambda f=feed: engine.infer(f), iterations),
+                "Lambda handler (API GW event)": measure(
+                    lambda e=event: handler_module.handler(e, None), iterations
+                ),
+                "torch eager": measure(run_torch, iterations),
+            }
+        for path, stats in results.items():
+            rows.append({"batch": batch, "path": path, **stats})
+
+    def p50(batch: int, path: str) -> float:
+        return next(r["p50_ms"] for r in rows if r["batch"] == batch and r["path"] == path)
+
+    overhead = p50(1, "Lambda handler (API GW event)") - p50(1, "onnxruntime session.run")
+    speedup = p50(1, "torch eager") / p50(1, "onnxruntime session.run")
+    summary = {
+        "handler_overhead_p50_ms_batch1": overhead,
+        "handler_overhead_target_ms": TARGET_HANDLER_OVERHEAD_MS,
+        "handler_overhead_met": overhead <= TARGET_HANDLER_OVERHEAD_MS,
+        "ort_vs_torch_speedup_batch1": speedup,
+        "ort_vs_torch_target": TARGET_ORT_SPEEDUP,
+        "ort_vs_torch_met": speedup >= TARGET_ORT_SPEEDUP,
+    }
+
+    table = Table(title="digits CNN runtime latency (ms per call)")
+    for column in ("batch", "path", "p50", "p99", "mean"):
+        table.add_column(column, justify="left" if column == "path" else "right")
+    for row in rows:
+        table.add_row(
+            str(row["batch"]),
+            row["path"],
+            f"{row['p50_ms']:.3f}",
+            f"{row['p99_ms']:.3f}",
+            f"{row['mean_ms']:.3f}",
+        )
+    console.print(table)
+    verdict = {True: "met", False: "MISSED"}
+    console.print(
+        f"handler path overhead over session.run at batch 1: {overhead:.3f} ms p50"
+        f" (target <= {TARGET_HANDLER_OVERHEAD_MS} ms:"
+        f" {verdict[overhead <= TARGET_HANDLER_OVERHEAD_MS]})"
+    )
+    console.print(
+        f"onnxruntime vs torch eager at batch 1: {speedup:.2f}x"
+        f" (target >= {TARGET_ORT_SPEEDUP}x: {verdict[speedup >= TARGET_ORT_SPEEDUP]})"
+    )
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(
+        json.dumps(
+            {
+                "machine": {
+                    "cpus": os.cpu_count(),
+                    "python": sys.version.split()[0],
+                    "platform": platform.platform(),
+                    "torch": torch.__version__,
+                    "onnxruntime": importlib.import_module("onnxruntime").__version__,
+                },
+                "rows": rows,
+                "summary": summary,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+    console.print(f"wrote {OUT}")
+
+
+if __name__ == "__main__":
+    main()

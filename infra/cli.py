@@ -1,0 +1,146 @@
+"""The `inferstack` command line: build, serve, predict, demo.
+
+Every failure the user can cause prints one readable line and exits non-zero; tracebacks
+are for bugs only. Heavy imports (torch, onnxruntime) happen inside the commands.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from model_runtime.errors import InferstackError
+
+app = typer.Typer(
+    name="inferstack",
+    help="Declare, build, serve and deploy ML models on AWS Lambda (or LocalStack).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+DEFAULT_MODELS_DIR = Path("build/models")
+DEFAULT_SAMPLES_DIR = Path("build/samples")
+
+
+class UserError(Exception):
+    """A problem the user can fix; printed as one line."""
+
+
+@app.command()
+def build(
+    model: Annotated[
+        str, typer.Argument(help="Built-in name (digits) or module:function.")
+    ] = "digits",
+    out: Annotated[
+        Path, typer.Option(help="Directory for artifact directories.")
+    ] = DEFAULT_MODELS_DIR,
+    quantize: Annotated[bool, typer.Option(help="Also write a dynamic int8 artifact.")] = True,
+    exporter: Annotated[str, typer.Option(help="torchscript or dynamo.")] = "torchscript",
+    force: Annotated[bool, typer.Option(help="Rebuild even when up to date.")] = False,
+) -> None:
+    """Train/load a declared model, export it to ONNX with a parity check, and quantize it."""
+    from infra.commands.build import build_model
+    from infra.commands.render import build_table
+
+    if exporter not in ("torchscript", "dynamo"):
+        raise UserError(f"--exporter has value {exporter!r}; allowed: torchscript, dynamo")
+    results = build_model(
+        model, out, quantize=quantize, exporter=exporter, force=force, console=console
+    )
+    console.print(build_table(f"inferstack build {model}", results))
+
+
+@app.command()
+def serve(
+    model_dirs: Annotated[list[Path], typer.Argument(help="Artifact directories to serve.")],
+    host: str = "127.0.0.1",
+    port: int = 8080,
+) -> None:
+    """Serve artifacts over Open Inference Protocol v2 with the same app Lambda runs."""
+    import uvicorn
+
+    from model_runtime.app import create_app
+    from model_runtime.engine import Engine
+
+    engines = [Engine.load(directory) for directory in model_dirs]
+    names = ", ".join(engine.name for engine in engines)
+    err_console.print(f"serving {names} on http://{host}:{port}/v2")
+    uvicorn.run(create_app(engines), host=host, port=port, log_level="warning")
+
+
+@app.command()
+def predict(
+    input_file: Annotated[
+        Path, typer.Option("--input", help="A .json (OIP request or {name: array}) or .npy file.")
+    ],
+    url: Annotated[
+        str | None, typer.Option(help="Server base URL, e.g. http://127.0.0.1:8080.")
+    ] = None,
+    model: Annotated[str | None, typer.Option(help="Model name on the server.")] = None,
+    model_dir: Annotated[
+        Path | None, typer.Option(help="Run a local artifact instead of a server.")
+    ] = None,
+    raw: Annotated[bool, typer.Option("--json", help="Print the raw JSON response.")] = False,
+) -> None:
+    """Send one input to a server (--url --model) or a local artifact (--model-dir)."""
+    from infra.commands.predict import predict_local, predict_remote
+
+    if (url is None) == (model_dir is None):
+        raise UserError("give either --url (with --model) or --model-dir")
+    if url is not None:
+        if not model:
+            raise UserError("--model is required with --url")
+        response = predict_remote(url, model, input_file)
+    else:
+        assert model_dir is not None
+        response = predict_local(model_dir, input_file)
+    if raw:
+        console.print_json(data=response)
+    else:
+        from infra.commands.render import response_table
+
+        console.print(response_table(response))
+
+
+@app.command()
+def demo(
+    port: Annotated[
+        int, typer.Option(help="Loopback port for the demo server (0 = any free one).")
+    ] = 0,
+) -> None:
+    """The main job: build the digits model, serve it, send a real prediction over HTTP."""
+    from infra.commands.demo import run_demo
+
+    run_demo(console, port=port)
+
+
+def main() -> None:
+    """Entry point: run the app, turning expected failures into one line and exit 1."""
+    from pydantic import ValidationError
+
+    from infra.commands.predict import PredictError
+    from model_runtime.settings import ConfigError
+
+    try:
+        app()
+    except (UserError, PredictError, InferstackError, ConfigError, OSError) as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        sys.exit(1)
+    except ValidationError as exc:
+        err_console.print(f"[bold red]error:[/] {exc.errors()[0]['msg']}", highlight=False)
+        sys.exit(1)
+    except json.JSONDecodeError as exc:
+        err_console.print(f"[bold red]error:[/] invalid JSON: {exc}", highlight=False)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

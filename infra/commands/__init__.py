@@ -1,0 +1,1 @@
+"""The work behind each `inferstack` command, one module per command."""

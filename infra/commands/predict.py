@@ -1,0 +1,96 @@
+"""`inferstack predict`: one request from a file, to a server or a local artifact."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from model_runtime.datatypes import to_numpy
+
+
+class PredictError(Exception):
+    """The input file or the server's answer is not usable; printed as one line."""
+
+
+def predict_remote(url: str, model: str, input_file: Path) -> dict[str, Any]:
+    import httpx
+
+    base = url.rstrip("/")
+    try:
+        with httpx.Client(timeout=30.0) as client:
+            inputs_meta = None
+            if input_file.suffix != ".json" or "inputs" not in _read_json(input_file):
+                inputs_meta = _json_or_raise(client.get(f"{base}/v2/models/{model}"))["inputs"]
+            request = load_request(input_file, inputs_meta)
+            return _json_or_raise(client.post(f"{base}/v2/models/{model}/infer", json=request))
+    except httpx.HTTPError as exc:
+        raise PredictError(f"cannot reach {base}: {exc}") from exc
+
+
+def predict_local(model_dir: Path, input_file: Path) -> dict[str, Any]:
+    from model_runtime.dataplane import DataPlane
+    from model_runtime.engine import Engine
+    from model_runtime.protocol import InferenceRequest
+
+    engine = Engine.load(model_dir)
+    inputs_meta = [spec.model_dump() for spec in engine.manifest.inputs]
+    request = InferenceRequest.model_validate(load_request(input_file, inputs_meta))
+    return asyncio.run(DataPlane([engine]).infer(engine.name, request))
+
+
+def load_request(path: Path, inputs_meta: list[dict[str, Any]] | None) -> dict[str, Any]:
+    """An OIP request from a .json (a full request, or {input name: array}) or a .npy file
+    (the model's only input). `inputs_meta` supplies names and datatypes when needed."""
+    if path.suffix == ".npy":
+        if not inputs_meta or len(inputs_meta) != 1:
+            raise PredictError(f"{path}: a .npy input needs a model with exactly one input")
+        return {"inputs": [_tensor(inputs_meta[0], np.load(path, allow_pickle=False))]}
+    if path.suffix != ".json":
+        raise PredictError(f"{path}: unsupported input file type; allowed: .json, .npy")
+    body = _read_json(path)
+    if "inputs" in body:
+        return body
+    by_name = {meta["name"]: meta for meta in inputs_meta or []}
+    unknown = [name for name in body if name not in by_name]
+    if unknown:
+        raise PredictError(f"{path}: unknown input(s) {unknown}; model inputs: {list(by_name)}")
+    return {"inputs": [_tensor(by_name[name], np.asarray(value)) for name, value in body.items()]}
+
+
+def _tensor(meta: dict[str, Any], array: np.ndarray[Any, Any]) -> dict[str, Any]:
+    datatype = meta["datatype"]
+    if datatype != "BYTES":
+        array = array.astype(to_numpy(datatype))
+    return {
+        "name": meta["name"],
+        "shape": list(array.shape),
+        "datatype": datatype,
+        "data": array.ravel().tolist(),
+    }
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        body = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise PredictError(f"{path}: invalid JSON: {exc}") from exc
+    if not isinstance(body, dict):
+        raise PredictError(f"{path}: expected a JSON object")
+    return body
+
+
+def _json_or_raise(response: Any) -> dict[str, Any]:
+    try:
+        body = response.json()
+    except ValueError:
+        body = {"error": response.text[:200]}
+    if response.status_code >= 400:
+        raise PredictError(
+            f"{response.request.method} {response.request.url} answered"
+            f" {response.status_code}: {body.get('error', body)}"
+        )
+    return body  # type: ignore[no-any-return]
