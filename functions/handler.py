@@ -3,6 +3,12 @@
 The engines load once per execution environment, at init, not per request.
 """
 
+import os
+
+# onnxruntime's telemetry persists a device ID under $HOME at session creation; Lambda
+# allows writes only under /tmp, and the warning it logs otherwise is noise.
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+
 from mangum import Mangum
 
 from model_runtime.app import create_app

@@ -14,6 +14,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from infra.localstack.cli import app as localstack_app
 from model_runtime.errors import InferstackError
 
 app = typer.Typer(
@@ -23,6 +24,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+app.add_typer(localstack_app, name="localstack")
 console = Console()
 err_console = Console(stderr=True)
 

@@ -28,6 +28,7 @@ from model_runtime.errors import (
     ModelNotFound,
     ModelNotReady,
     PayloadTooLarge,
+    ServerBusy,
 )
 from model_runtime.protocol import ErrorBody, InferenceRequest, InferenceResponse, ModelMetadata
 
@@ -43,6 +44,7 @@ _STATUS_BY_ERROR: list[tuple[type[InferstackError], int]] = [
     (InvalidInput, 400),
     (ModelNotFound, 404),
     (ModelNotReady, 503),
+    (ServerBusy, 503),
     (InferenceError, 500),
 ]
 
@@ -90,7 +92,9 @@ class BodyLimitMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
-                    raise PayloadTooLarge(self._message())
+                    # FastAPI turns any other exception raised while it reads the body
+                    # into a 400 "error parsing the body"; an HTTPException passes through.
+                    raise StarletteHTTPException(413, self._message())
             return message
 
         await self.app(scope, limited_receive, send)
@@ -110,6 +114,8 @@ def create_app(
         description="Open Inference Protocol v2 (KServe / Triton REST) model server.",
         docs_url=None,
         redoc_url=None,
+        # tritonclient posts its JSON without a Content-Type header, as Triton allows.
+        strict_content_type=False,
     )
     app.state.dataplane = plane
     _add_error_handlers(app)
@@ -165,6 +171,8 @@ def _add_error_handlers(app: FastAPI) -> None:
     async def domain_error(_: Request, exc: Exception) -> Response:
         assert isinstance(exc, InferstackError)
         status = status_for(exc)
+        if isinstance(exc, ServerBusy):  # backpressure, not a failure: no log line each
+            return error_response(status, str(exc), {"Retry-After": str(exc.retry_after)})
         if status >= 500:
             logger.error("inference failed: %s", exc, exc_info=exc)
         return error_response(status, str(exc))

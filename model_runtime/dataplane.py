@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Protocol
 
-from model_runtime.engine import Engine
+from model_runtime.engine import Engine, Tensors
 from model_runtime.errors import InvalidInput, ModelNotFound
 from model_runtime.protocol import InferenceRequest, decode_request, encode_output
 
 
+class Runner(Protocol):
+    """Runs one model's requests off the event loop: the container server's batcher."""
+
+    async def infer(
+        self, inputs: Tensors, output_names: Sequence[str] | None
+    ) -> tuple[Tensors, dict[str, Any]]: ...
+
+
 class DataPlane:
-    def __init__(self, engines: Iterable[Engine]) -> None:
+    def __init__(
+        self, engines: Iterable[Engine], runners: Mapping[str, Runner] | None = None
+    ) -> None:
+        self._runners = dict(runners or {})
         self._engines: dict[str, Engine] = {}
         for engine in engines:
             if engine.name in self._engines:
@@ -51,15 +62,19 @@ class DataPlane:
     ) -> dict[str, Any]:
         """Decode, run and encode one request.
 
-        The engine runs inline: in Lambda one environment serves one request at a time,
-        so a thread hop would only add latency.
+        Without a runner the engine runs inline: in Lambda one environment serves one
+        request at a time, so a thread hop would only add latency.
         """
         engine = self.engine(name, version)
         inputs = decode_request(request)
         requested = [output.name for output in request.outputs or []]
         if len(set(requested)) != len(requested):
             raise InvalidInput("an output is requested more than once")
-        outputs = engine.infer(inputs, requested or None)
+        runner = self._runners.get(engine.name)
+        if runner is None:
+            outputs, parameters = engine.infer_with_parameters(inputs, requested or None)
+        else:
+            outputs, parameters = await runner.infer(inputs, requested or None)
         response: dict[str, Any] = {
             "model_name": engine.name,
             "model_version": engine.version,
@@ -67,6 +82,6 @@ class DataPlane:
         }
         if request.id is not None:
             response["id"] = request.id
-        if request.parameters:
-            response["parameters"] = request.parameters
+        if request.parameters or parameters:
+            response["parameters"] = {**(request.parameters or {}), **parameters}
         return response

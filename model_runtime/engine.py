@@ -7,17 +7,21 @@ serve`. Loading verifies every file's sha256 before onnxruntime sees a byte of i
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from model_runtime.backends import BackendOptions, open_backend
 from model_runtime.datatypes import from_numpy, to_numpy
 from model_runtime.errors import BatchTooLarge, InferenceError, InvalidInput
 from model_runtime.manifest import Manifest, TensorSpec, verify_artifact
+from model_runtime.preprocess import TextTokenizer
 
 Tensors = dict[str, np.ndarray[Any, Any]]
+# Client inputs -> the model's inputs, plus response parameters (e.g. what was truncated).
+Preprocess = Callable[[Tensors], tuple[Tensors, dict[str, Any]]]
 
 
 def available_cpus() -> int:
@@ -28,8 +32,12 @@ def available_cpus() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def create_session(model_path: Path, threads: int | None = None) -> Any:
-    """An onnxruntime CPU session sized for this host.
+def create_session(
+    model_path: Path,
+    threads: int | None = None,
+    providers: Sequence[Any] = ("CPUExecutionProvider",),
+) -> Any:
+    """An onnxruntime session (CPU unless `providers` say otherwise) sized for this host.
 
     Nothing is written to disk: no optimized-model cache, no profiling, no telemetry
     (Lambda only allows writes under /tmp).
@@ -45,31 +53,47 @@ def create_session(model_path: Path, threads: int | None = None) -> Any:
     options.enable_profiling = False
     options.log_severity_level = 3
     return ort.InferenceSession(
-        str(model_path), sess_options=options, providers=["CPUExecutionProvider"]
+        str(model_path), sess_options=options, providers=list(providers)
     )
 
 
 class Engine:
     """A loaded, verified model that validates and runs requests."""
 
-    def __init__(self, manifest: Manifest, session: Any, directory: Path) -> None:
+    def __init__(
+        self,
+        manifest: Manifest,
+        session: Any,
+        directory: Path,
+        preprocess: Preprocess | None = None,
+    ) -> None:
         self.manifest = manifest
         self.directory = directory
         self._session = session
+        self._preprocess = preprocess
         self._input_specs = {spec.name: spec for spec in manifest.inputs}
         self._output_names = [spec.name for spec in manifest.outputs]
 
     @classmethod
-    def load(cls, directory: Path | str, *, threads: int | None = None) -> Engine:
-        """Verify the artifact in `directory` and open a session on it.
+    def load(
+        cls,
+        directory: Path | str,
+        *,
+        threads: int | None = None,
+        options: BackendOptions | None = None,
+    ) -> Engine:
+        """Verify the artifact in `directory` and open a backend (default: onnxruntime) on it.
 
         Raises ArtifactError / ArtifactIntegrityError naming the bad file.
         """
         directory = Path(directory)
+        options = options or BackendOptions()
         manifest = Manifest.load(directory)
-        verify_artifact(directory, manifest)
-        session = create_session(directory / manifest.model_file, threads)
-        return cls(manifest, session, directory)
+        verify_artifact(directory, manifest, manifest.files_for(options.backend))
+        session = open_backend(directory, manifest, options, threads)
+        stage = manifest.preprocessing
+        preprocess = TextTokenizer.load(directory, stage) if stage is not None else None
+        return cls(manifest, session, directory, preprocess)
 
     @property
     def name(self) -> str:
@@ -116,13 +140,40 @@ class Engine:
         output_names: Sequence[str] | None = None,
     ) -> Tensors:
         """Validate, run and return the requested (default: all) outputs by name."""
-        names = self._resolve_outputs(output_names)
+        return self.infer_with_parameters(inputs, output_names)[0]
+
+    def infer_with_parameters(
+        self,
+        inputs: Mapping[str, np.ndarray[Any, Any]],
+        output_names: Sequence[str] | None = None,
+    ) -> tuple[Tensors, dict[str, Any]]:
+        """Like `infer`, plus the response parameters pre-processing reports."""
+        names = self.resolve_outputs(output_names)
+        feed, parameters = self.prepare(inputs)
+        outputs = self.run(feed, names)
+        self.check_outputs(outputs)
+        return outputs, parameters
+
+    # The batcher calls the three steps of `infer_with_parameters` apart: `prepare` and
+    # `check_outputs` per request on the event loop, `run` once per batch in a thread.
+    def prepare(
+        self, inputs: Mapping[str, np.ndarray[Any, Any]]
+    ) -> tuple[Tensors, dict[str, Any]]:
+        """Validate and pre-process one request: the model's feed, response parameters."""
         feed = self.validate(inputs)
+        parameters: dict[str, Any] = {}
+        if self._preprocess is not None:
+            feed, parameters = self._preprocess(feed)
+        return feed, parameters
+
+    def run(self, feed: Mapping[str, np.ndarray[Any, Any]], names: Sequence[str]) -> Tensors:
         try:
-            results = self._session.run(names, feed)
-        except Exception as exc:  # onnxruntime raises its own untyped errors
+            results = self._session.run(list(names), feed)
+        except Exception as exc:  # backends raise their own untyped errors
             raise InferenceError(f"model {self.name!r} failed: {exc}") from exc
-        outputs = dict(zip(names, results, strict=True))
+        return dict(zip(names, results, strict=True))
+
+    def check_outputs(self, outputs: Mapping[str, np.ndarray[Any, Any]]) -> None:
         # JSON cannot carry NaN or Inf, and a non-finite output from finite inputs means
         # the inputs are far outside what the model handles: the client's problem.
         for name, array in outputs.items():
@@ -131,9 +182,8 @@ class Engine:
                     f"output {name!r} is not finite for this input; inputs are probably"
                     " far outside the range the model was trained on"
                 )
-        return outputs
 
-    def _resolve_outputs(self, output_names: Sequence[str] | None) -> list[str]:
+    def resolve_outputs(self, output_names: Sequence[str] | None) -> list[str]:
         if not output_names:
             return self._output_names
         unknown = [name for name in output_names if name not in self._output_names]

@@ -34,8 +34,25 @@ class ModelNotReady(InferstackError):
     """The model exists but cannot take requests yet (or any more)."""
 
 
+class ServerBusy(InferstackError):
+    """The model's queue is full; the client should retry after `retry_after` seconds."""
+
+    def __init__(self, message: str, retry_after: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class InferenceError(InferstackError):
     """The backend failed on a valid request: always a bug or a broken model."""
+
+
+class BackendUnavailable(InferstackError):
+    """The chosen backend, device or precision cannot run on this host."""
+
+    def __init__(self, message: str, option: str) -> None:
+        super().__init__(message)
+        # "backend", "device" or "dtype": lets the server name the setting to change.
+        self.option = option
 
 
 class ArtifactError(InferstackError):

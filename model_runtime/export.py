@@ -16,19 +16,23 @@ from typing import Any, Literal
 
 import numpy as np
 
+from model_runtime.backends.torch_backend import TorchFormat, export_torch_artifact
 from model_runtime.datatypes import from_onnx_type
 from model_runtime.engine import create_session
 from model_runtime.errors import ExportError
 from model_runtime.manifest import (
     MODEL_FILE,
+    BackendArtifact,
     Evaluation,
     ExporterInfo,
     Manifest,
     SourceInfo,
     TensorSpec,
+    TokenizerStage,
     hash_files,
 )
 from model_runtime.parity import Arrays, compare, describe_failure, random_batches
+from model_runtime.preprocess import TOKENIZER_FILE, TextTokenizer, TokenizerSpec
 from model_runtime.spec import EvalData, ModelSpec
 
 Exporter = Literal["torchscript", "dynamo"]
@@ -46,8 +50,10 @@ def export_model(
     rtol: float = 1e-3,
     batch_sizes: Sequence[int] = (1, 4, 32),
     seed: int = 0,
+    torch_format: TorchFormat | None = "torch_export",
 ) -> Manifest:
-    """Export `spec.module` to `out_dir/{model.onnx, manifest.json}`.
+    """Export `spec.module` to `out_dir/{model.onnx, manifest.json}`, plus the torch
+    backend's artifact (`model.pt2`) unless `torch_format` is None.
 
     Fails with ExportError, leaving any previous artifact in `out_dir` untouched, when
     the ONNX model's outputs differ from torch's beyond atol/rtol.
@@ -68,12 +74,30 @@ def export_model(
         )
         if not parity.passed:
             raise ExportError(f"export of {spec.name!r} failed parity: {describe_failure(parity)}")
+        backends = [BackendArtifact(backend="onnxruntime", file=MODEL_FILE, format="onnx")]
+        if torch_format is not None:
+            outputs = _tensor_specs(session.get_outputs())
+            backends.append(
+                export_torch_artifact(
+                    spec, staging, torch_format, run_onnx, batches, outputs, atol=atol, rtol=rtol
+                )
+            )
+        inputs = _tensor_specs(session.get_inputs())
+        preprocessing = None
+        if spec.tokenizer is not None:
+            inputs, preprocessing = _tokenizer_stage(spec.tokenizer, inputs, staging)
         manifest = Manifest(
             name=spec.name,
             version=spec.version,
             created_at=datetime.now(UTC),
-            files=hash_files(staging, [MODEL_FILE]),
-            inputs=_tensor_specs(session.get_inputs()),
+            files=hash_files(
+                staging,
+                [
+                    *(artifact.file for artifact in backends),
+                    *([preprocessing.file] if preprocessing else []),
+                ],
+            ),
+            inputs=inputs,
             outputs=_tensor_specs(session.get_outputs()),
             opset=opset,
             exporter=_exporter_info(exporter),
@@ -82,9 +106,26 @@ def export_model(
             evaluation=evaluate(run_onnx, spec.eval_data, spec.classifier_output),
             labels=spec.labels,
             source=source,
+            preprocessing=preprocessing,
+            backends=backends,
         )
         manifest.write(staging)
     return manifest
+
+
+def _tokenizer_stage(
+    tokenizer: TokenizerSpec, model_inputs: list[TensorSpec], staging: Path
+) -> tuple[list[TensorSpec], TokenizerStage]:
+    """Ship the tokenizer in the artifact; clients then send text, not token ids."""
+    shutil.copyfile(tokenizer.path, staging / TOKENIZER_FILE)
+    stage = TokenizerStage(
+        file=TOKENIZER_FILE,
+        input=tokenizer.input_name,
+        max_length=tokenizer.max_length,
+        model_inputs=model_inputs,
+    )
+    TextTokenizer.load(staging, stage)  # fail the export, not the first cold start
+    return [TensorSpec(name=tokenizer.input_name, datatype="BYTES", shape=[-1])], stage
 
 
 def evaluate(run: Any, data: EvalData | None, classifier_output: str | None) -> Evaluation | None:
@@ -170,7 +211,14 @@ def _torch_runner(spec: ModelSpec) -> Any:
 
 def _onnx_runner(session: Any, output_names: list[str]) -> Any:
     def run(batch: Arrays) -> Arrays:
-        return dict(zip(output_names, session.run(output_names, batch), strict=True))
+        try:
+            return dict(zip(output_names, session.run(output_names, batch), strict=True))
+        except Exception as exc:  # onnxruntime raises its own untyped errors
+            shapes = {name: list(array.shape) for name, array in batch.items()}
+            raise ExportError(
+                f"the ONNX model fails on inputs of shape {shapes} (a dimension frozen at"
+                f" export?): {exc}"
+            ) from exc
 
     return run
 

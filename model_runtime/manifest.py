@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
 from typing import Literal
@@ -79,6 +80,8 @@ class QuantizationReport(_Strict):
     source_sha256: str
     top1_agreement: float | None = None
     accuracy_fp32: float | None = None
+    # Nodes left in fp32 because int8 hurt them most (see ModelSpec.int8_keep_fp32).
+    kept_fp32: list[str] = Field(default_factory=list)
 
 
 class SourceInfo(_Strict):
@@ -86,6 +89,27 @@ class SourceInfo(_Strict):
 
     reference: str
     sha256: str
+
+
+class TokenizerStage(_Strict):
+    """Pre-processing: text in `input` (BYTES) becomes the ONNX graph's `model_inputs`
+    through the `tokenizers` tokenizer in `file`; longer texts are cut to `max_length`."""
+
+    kind: Literal["tokenizer"] = "tokenizer"
+    file: str
+    input: str
+    max_length: int = Field(ge=2)
+    model_inputs: list[TensorSpec] = Field(min_length=1)
+
+
+class BackendArtifact(_Strict):
+    """The file one backend runs. `parity` compares it with the ONNX model (onnxruntime)
+    on the export's parity batches; the ONNX model's own parity is `Manifest.parity`."""
+
+    backend: Literal["onnxruntime", "torch"]
+    file: str
+    format: Literal["onnx", "torch_export", "torchscript"]
+    parity: ParityReport | None = None
 
 
 class Manifest(_Strict):
@@ -107,6 +131,10 @@ class Manifest(_Strict):
     evaluation: Evaluation | None = None
     labels: list[str] | None = None
     source: SourceInfo | None = None
+    # When set, `inputs` are what clients send and the stage makes the model's inputs.
+    preprocessing: TokenizerStage | None = None
+    # Absent in manifests written before the torch backend: onnxruntime only.
+    backends: list[BackendArtifact] | None = None
 
     @classmethod
     def load(cls, directory: Path) -> Manifest:
@@ -139,6 +167,23 @@ class Manifest(_Strict):
         )
         return hashlib.sha256(f"{self.name}\n{self.version}\n{listing}".encode()).hexdigest()
 
+    def backend_artifacts(self) -> list[BackendArtifact]:
+        if self.backends is not None:
+            return list(self.backends)
+        return [BackendArtifact(backend="onnxruntime", file=self.model_file, format="onnx")]
+
+    def backend_artifact(self, backend: str) -> BackendArtifact | None:
+        return next((a for a in self.backend_artifacts() if a.backend == backend), None)
+
+    def files_for(self, backend: str) -> list[str]:
+        """The files serving with `backend` needs: all but the other backends' models
+        (the Lambda layer ships no torch artifact)."""
+        others = {a.file for a in self.backend_artifacts() if a.backend != backend}
+        own = self.backend_artifact(backend)
+        if own is not None:
+            others.discard(own.file)
+        return [name for name in self.files if name not in others]
+
     def input(self, name: str) -> TensorSpec | None:
         return next((spec for spec in self.inputs if spec.name == name), None)
 
@@ -161,7 +206,9 @@ def hash_files(directory: Path, names: list[str]) -> dict[str, FileEntry]:
     }
 
 
-def verify_artifact(directory: Path, manifest: Manifest) -> None:
+def verify_artifact(
+    directory: Path, manifest: Manifest, names: Iterable[str] | None = None
+) -> None:
     """Check every listed file against its sha256; raise naming the file and both hashes."""
     directory = Path(directory)
     if manifest.model_file not in manifest.files:
@@ -169,7 +216,8 @@ def verify_artifact(directory: Path, manifest: Manifest) -> None:
             f"model manifest {directory / MANIFEST_FILE} does not list its model file"
             f" {manifest.model_file!r}"
         )
-    for name, entry in manifest.files.items():
+    for name in manifest.files if names is None else names:
+        entry = manifest.files[name]
         path = directory / name
         if not path.is_file():
             raise ArtifactError(f"model file {path} is listed in the manifest but missing")

@@ -52,7 +52,11 @@ def compare(
         for name, want in expected.items():
             got = actual[name]
             stats = per_output.setdefault(name, {"abs": 0.0, "rel": 0.0, "mismatches": 0})
-            if want.dtype.kind == "f":
+            if got.shape != want.shape:
+                # Broadcasting would compare the wrong elements, or hide a missing batch.
+                stats["mismatches"] += max(got.size, want.size)
+                passed = False
+            elif want.dtype.kind == "f":
                 diff = np.abs(got.astype(np.float64) - want.astype(np.float64))
                 scale = float(np.abs(want).max()) or 1.0
                 stats["abs"] = max(stats["abs"], float(diff.max(initial=0.0)))

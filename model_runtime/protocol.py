@@ -10,7 +10,7 @@ import math
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, field_validator
 
 from model_runtime.datatypes import Datatype, from_numpy, to_numpy
 from model_runtime.errors import InvalidInput
@@ -43,6 +43,28 @@ class InferenceRequest(_Wire):
     parameters: dict[str, Any] | None = None
     inputs: list[RequestInput] = Field(min_length=1)
     outputs: list[RequestOutput] | None = None
+
+    @field_validator("parameters")
+    @classmethod
+    def _json_safe(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        # Python's json module reads NaN and Infinity, but the response echoes the
+        # parameters and strict JSON cannot carry them.
+        if value is not None and not _all_finite(value):
+            raise ValueError("NaN and Infinity are not valid JSON numbers")
+        return value
+
+
+def _all_finite(value: Any) -> bool:
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            return False
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return True
 
 
 class ResponseOutput(_Wire):
@@ -102,13 +124,20 @@ def decode_input(tensor: RequestInput) -> np.ndarray[Any, Any]:
             f" but data has {raw.size}"
         )
     target = to_numpy(tensor.datatype)
+    exact_integers = False
+    if raw.size and target.kind in _INTEGER_KINDS and raw.dtype.kind in "fO":
+        # numpy reads [0, 2**63] as float64 and [-1, 2**64] as object: no numpy integer
+        # type holds both. Keep such integers exact, as Python ints, for the range check.
+        exact = np.asarray(tensor.data, dtype=object)
+        if all(type(value) is int for value in exact.flat):
+            raw, exact_integers = exact, True
     allowed = {"BOOL": "b", "FP16": _FLOAT_KINDS, "FP32": _FLOAT_KINDS, "FP64": _FLOAT_KINDS}
     kinds = allowed.get(tensor.datatype, _INTEGER_KINDS)
-    if raw.size and raw.dtype.kind not in kinds:
+    if raw.size and raw.dtype.kind not in kinds and not exact_integers:
         raise InvalidInput(
             f"input {name!r} is {tensor.datatype} but its data holds {_describe_kind(raw)}"
         )
-    if raw.size and raw.dtype.kind in _INTEGER_KINDS and target.kind in _INTEGER_KINDS:
+    if raw.size and target.kind in _INTEGER_KINDS:
         info = np.iinfo(target)  # type: ignore[type-var]
         if raw.min() < info.min or raw.max() > info.max:
             raise InvalidInput(
@@ -117,7 +146,7 @@ def decode_input(tensor: RequestInput) -> np.ndarray[Any, Any]:
             )
     # Overflow to inf (1e300 as FP32) is caught by the Engine's finiteness check.
     with np.errstate(over="ignore", invalid="ignore"):
-        return raw.astype(target, copy=False).reshape(tensor.shape)
+        return _reshape(raw.astype(target, copy=False), tensor)
 
 
 def _decode_bytes(tensor: RequestInput, expected: int) -> np.ndarray[Any, Any]:
@@ -131,7 +160,18 @@ def _decode_bytes(tensor: RequestInput, expected: int) -> np.ndarray[Any, Any]:
             f"input {tensor.name!r} has shape {tensor.shape}, which needs {expected} values,"
             f" but data has {len(flat)}"
         )
-    return np.array(flat, dtype=object).reshape(tensor.shape)
+    return _reshape(np.array(flat, dtype=object), tensor)
+
+
+def _reshape(array: np.ndarray[Any, Any], tensor: RequestInput) -> np.ndarray[Any, Any]:
+    try:
+        return array.reshape(tensor.shape)
+    except (ValueError, OverflowError):
+        # A zero-size shape whose other dimensions overflow numpy's index type, e.g.
+        # [0, 2**40, 2**40]: it holds no values, yet numpy cannot represent it.
+        raise InvalidInput(
+            f"input {tensor.name!r} has shape {tensor.shape}, whose dimensions are too large"
+        ) from None
 
 
 def _flatten(data: list[Any]) -> list[str] | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import shutil
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -13,7 +14,13 @@ import numpy as np
 from model_runtime.engine import create_session
 from model_runtime.errors import ExportError
 from model_runtime.export import _onnx_runner, _staging_dir, evaluate, predicted_classes
-from model_runtime.manifest import MODEL_FILE, Manifest, QuantizationReport, hash_files
+from model_runtime.manifest import (
+    MODEL_FILE,
+    Manifest,
+    QuantizationReport,
+    hash_files,
+    verify_artifact,
+)
 from model_runtime.parity import compare, random_batches
 from model_runtime.spec import ModelSpec
 
@@ -51,6 +58,9 @@ def quantize_artifact(
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     source = Manifest.load(source_dir)
+    # The report names the source by its manifest hash: make sure that is what we read.
+    verify_artifact(Path(source_dir), source)
+    kept_fp32 = _nodes_matching(Path(source_dir) / source.model_file, spec.int8_keep_fp32)
     with _staging_dir(out_dir) as staging:
         model_path = staging / MODEL_FILE
         try:
@@ -60,9 +70,14 @@ def quantize_artifact(
                     model_path,
                     weight_type=QuantType.QInt8,
                     per_channel=per_channel,
+                    nodes_to_exclude=kept_fp32,
                 )
         except Exception as exc:
             raise ExportError(f"int8 quantization of {source.name!r} failed: {exc}") from exc
+        # Files beside the model (a tokenizer) travel unchanged.
+        companions = [n for n in source.files_for("onnxruntime") if n != source.model_file]
+        for name in companions:
+            shutil.copyfile(Path(source_dir) / name, staging / name)
         names = [output.name for output in source.outputs]
         source_sha256 = source.files[source.model_file].sha256
         run_fp32 = _onnx_runner(create_session(Path(source_dir) / source.model_file), names)
@@ -97,13 +112,16 @@ def quantize_artifact(
             update={
                 "name": f"{source.name}-int8",
                 "created_at": datetime.now(UTC),
-                "files": hash_files(staging, [MODEL_FILE]),
+                "files": hash_files(staging, [MODEL_FILE, *companions]),
                 "parity": parity,
+                # The torch artifact is the fp32 model: int8 is served by onnxruntime only.
+                "backends": None,
                 "evaluation": evaluate(run_int8, spec.eval_data, spec.classifier_output),
                 "quantization": QuantizationReport(
                     method="dynamic-int8",
                     per_channel=per_channel,
                     source_sha256=source_sha256,
+                    kept_fp32=kept_fp32,
                     top1_agreement=agreement,
                     accuracy_fp32=source.evaluation.accuracy if source.evaluation else None,
                 ),
@@ -111,3 +129,19 @@ def quantize_artifact(
         )
         manifest.write(staging)
     return manifest
+
+
+def _nodes_matching(model_path: Path, patterns: Sequence[str]) -> list[str]:
+    """Names of the graph's nodes that contain any of `patterns`; each must match one."""
+    if not patterns:
+        return []
+    import onnx
+
+    names = [node.name for node in onnx.load(str(model_path), load_external_data=False).graph.node]
+    unmatched = [p for p in patterns if not any(p in name for name in names)]
+    if unmatched:
+        raise ExportError(
+            f"int8_keep_fp32 pattern(s) {unmatched} match no node of {model_path.name};"
+            " node names depend on the exporter"
+        )
+    return [name for name in names if any(p in name for p in patterns)]

@@ -16,10 +16,12 @@ from typing import Any
 import numpy as np
 
 from model_runtime.errors import ExportError
+from model_runtime.preprocess import TokenizerSpec
 
 # Short names for the models this project ships.
 BUILTIN_MODELS: dict[str, str] = {
     "digits": "model_runtime.reference_models.digits:digits_cnn",
+    "minilm": "model_runtime.reference_models.minilm:all_minilm_l6_v2",
 }
 
 
@@ -47,6 +49,10 @@ class ModelSpec:
     # The output holding class scores, when the model is a classifier.
     classifier_output: str | None = None
     labels: list[str] | None = None
+    # Set when the model takes text: the served input is BYTES, tokenized at run time.
+    tokenizer: TokenizerSpec | None = None
+    # ONNX node-name substrings that int8 quantization leaves in fp32.
+    int8_keep_fp32: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -44,3 +44,25 @@ def digits_images(digits_spec: ModelSpec) -> np.ndarray:
     """Real held-out digit images, (N, 1, 8, 8) float32."""
     assert digits_spec.eval_data is not None
     return digits_spec.eval_data.inputs["image"]
+
+
+# all-MiniLM-L6-v2 (text in, sentence embeddings out), exported and quantized once.
+@pytest.fixture(scope="session")
+def minilm_spec() -> ModelSpec:
+    return resolve("minilm").factory()
+
+
+@pytest.fixture(scope="session")
+def minilm_dir(minilm_spec: ModelSpec, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("models") / "minilm"
+    export_model(minilm_spec, out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def minilm_int8_dir(
+    minilm_spec: ModelSpec, minilm_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    out = tmp_path_factory.mktemp("models") / "minilm-int8"
+    quantize_artifact(minilm_dir, out, minilm_spec)
+    return out

@@ -1,0 +1,156 @@
+"""Time to evaluate each stack's Pulumi program under Pulumi's mock runtime, cold.
+
+Each run is a fresh interpreter (no warm imports, no cached modules): spawn -> import
+pulumi/pulumi_aws/the program -> run `define_stack` under `pulumi.runtime.set_mocks`
+-> exit. Reported per stack: the median over `--runs` of the whole process wall time,
+and of its two phases as the child measured them. Target: prod < 3 s on this machine.
+
+The program reads model artifacts and the runtime layer from disk; by default they are
+placeholders staged in a temporary directory (the same ones the infra tests use), so the
+figure does not depend on what happens to be built. `--root .` uses the real tree.
+
+    .venv/bin/python benchmarks/stacks.py [--runs 3] [--root DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+REPO = Path(__file__).resolve().parents[1]
+OUT = REPO / "build" / "bench" / "stacks.json"
+STACKS = ("local", "dev", "prod")
+TARGET_S = {"prod": 3.0}
+
+
+def child(stack: str, root: Path) -> None:
+    """Runs in the measured process: import, evaluate, report JSON on stdout."""
+    start = time.perf_counter()
+    from infra.evaluate import evaluate
+    from infra.program import define_stack
+    from infra.stack_loader import load_stack
+
+    imported = time.perf_counter()
+    config = load_stack(stack)
+    evaluation = evaluate(lambda: define_stack(config, stack, root), stack)
+    done = time.perf_counter()
+    report = {
+        "import_s": imported - start,
+        "evaluate_s": done - imported,
+        "resources": len(evaluation.resources),
+        "by_type": dict(sorted(Counter(r.type for r in evaluation.resources).items())),
+    }
+    print(json.dumps(report))
+
+
+def run_once(stack: str, root: Path) -> dict[str, Any]:
+    command = [sys.executable, __file__, "--child", stack, "--root", str(root)]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONDONTWRITEBYTECODE": "1"}
+    start = time.perf_counter()
+    result = subprocess.run(command, capture_output=True, text=True, env=env, cwd=REPO)
+    wall = time.perf_counter() - start
+    if result.returncode != 0:
+        raise SystemExit(f"evaluating stack {stack!r} failed:\n{result.stderr}")
+    report: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
+    report["wall_s"] = wall
+    return report
+
+
+def stage(root: Path) -> Path:
+    from infra_fakes import stage_project
+
+    from infra.stack_loader import load_stack
+
+    return stage_project(root, [load_stack(name) for name in STACKS])
+
+
+def _fix_sys_path() -> None:
+    # Run as a script, this file's directory comes first on sys.path, and this file is
+    # itself named `stacks`: the project's `stacks` package must win.
+    here = Path(__file__).resolve().parent
+    sys.path[:] = [str(REPO), str(REPO / "tests" / "infra")] + [
+        entry for entry in sys.path if Path(entry or ".").resolve() != here
+    ]
+
+
+def main() -> None:
+    _fix_sys_path()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--root", type=Path, help="project tree to read (default: placeholders)")
+    parser.add_argument("--child", choices=STACKS, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args.child, args.root)
+        return
+
+    with tempfile.TemporaryDirectory(prefix="inferstack-bench-") as scratch:
+        root = args.root.resolve() if args.root else stage(Path(scratch))
+        results = {}
+        for stack in STACKS:
+            runs = [run_once(stack, root) for _ in range(args.runs)]
+            results[stack] = {
+                "resources": runs[0]["resources"],
+                "by_type": runs[0]["by_type"],
+                "wall_s": statistics.median(r["wall_s"] for r in runs),
+                "import_s": statistics.median(r["import_s"] for r in runs),
+                "evaluate_s": statistics.median(r["evaluate_s"] for r in runs),
+                "runs": [round(r["wall_s"], 3) for r in runs],
+                "target_s": TARGET_S.get(stack),
+            }
+
+    table = Table(title=f"Pulumi program under mocks, cold process (median of {args.runs})")
+    for column in ("stack", "resources", "imports s", "program s", "process s", "target"):
+        table.add_column(column, justify="left" if column == "stack" else "right")
+    for stack, result in results.items():
+        target = result["target_s"]
+        verdict = (
+            ""
+            if target is None
+            else (f"< {target:.0f} s " + ("met" if result["wall_s"] < target else "MISSED"))
+        )
+        table.add_row(
+            stack,
+            str(result["resources"]),
+            f"{result['import_s']:.2f}",
+            f"{result['evaluate_s']:.2f}",
+            f"{result['wall_s']:.2f}",
+            verdict,
+        )
+    Console().print(table)
+
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(
+        json.dumps(
+            {
+                "benchmark": "stacks",
+                "machine": {
+                    "python": platform.python_version(),
+                    "cpus": os.cpu_count(),
+                    "platform": platform.platform(),
+                },
+                "inputs": "real tree" if args.root else "staged placeholders",
+                "stacks": results,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+    print(f"wrote {OUT.relative_to(REPO)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,13 @@
+"""Errors the Pulumi program raises before it declares anything; each message says what to fix."""
+
+
+class InfraError(Exception):
+    """Base class: a stack that cannot be deployed as declared."""
+
+
+class StackConfigError(InfraError):
+    """A stack is unknown, or its config does not validate."""
+
+
+class ArtifactMissingError(InfraError):
+    """A model artifact or a built layer the stack needs is not on disk."""

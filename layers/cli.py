@@ -1,0 +1,98 @@
+"""`inferstack package`: the function zip, the runtime layer and the model (layer or S3
+objects) for one model and target, checked against Lambda's limits.
+
+`package()` is the command's logic; infra/cli.py wires it to typer and prints
+`result.budget.rows()` (or `result.budget.table()`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from layers.archive import Built
+from layers.budget import Budget, Part, check_budget
+from layers.function import build_function_zip
+from layers.model import MOUNT, build_model_layer, s3_objects
+from layers.runtime import build_runtime_layer
+from layers.targets import DEFAULT_ARCH, DEFAULT_RUNTIME, Target
+from model_runtime.manifest import Manifest
+
+Delivery = Literal["layer", "s3"]
+DELIVERIES: tuple[Delivery, ...] = ("layer", "s3")
+
+
+@dataclass(frozen=True)
+class PackageResult:
+    target: Target
+    model: Manifest
+    function: Built
+    runtime_layer: Built
+    # delivery="layer": the model layer zip; delivery="s3": the objects to upload.
+    model_layer: Built | None
+    s3_objects: dict[str, Path] | None
+    # The function's MODEL_URI ("s3://<bucket>/..." with the bucket to fill in).
+    model_uri: str
+    budget: Budget
+
+    @property
+    def layers(self) -> list[Built]:
+        return [self.runtime_layer, *([self.model_layer] if self.model_layer else [])]
+
+
+def package(
+    model_dir: Path,
+    runtime: str = DEFAULT_RUNTIME,
+    arch: str = DEFAULT_ARCH,
+    delivery: Delivery = "layer",
+    *,
+    root: Path | None = None,
+    cache_dir: Path | None = None,
+    force: bool = False,
+) -> PackageResult:
+    """Build (or find in the cache) everything one Lambda function needs.
+
+    Raises PackagingError for a bad target, delivery or artifact, and BudgetError (its
+    message is the size table and what to change) when Lambda's limits are exceeded.
+    """
+    from layers.errors import PackagingError
+
+    if delivery not in DELIVERIES:
+        raise PackagingError(f"delivery {delivery!r} is unknown; allowed: {', '.join(DELIVERIES)}")
+    target = Target.of(runtime, arch)
+    root = root or project_root()
+    cache_dir = cache_dir or root / "build" / "package"
+    model_dir = Path(model_dir)
+    manifest = Manifest.load(model_dir)
+    function = build_function_zip(target, root, cache_dir, force=force)
+    runtime_layer = build_runtime_layer(target, root, cache_dir, force=force)
+    parts = [
+        _part("function code", "function", function),
+        _part(runtime_layer.name, "layer", runtime_layer),
+    ]
+    model_layer = None
+    objects = None
+    if delivery == "layer":
+        model_layer = build_model_layer(model_dir, cache_dir, force=force)
+        parts.append(_part(model_layer.name, "layer", model_layer))
+        model_uri = f"{MOUNT}/{manifest.name}"
+    else:
+        prefix = f"models/{manifest.name}/{manifest.content_hash()}"
+        objects = s3_objects(model_dir, prefix)
+        size = sum(path.stat().st_size for path in objects.values())
+        parts.append(Part(f"model-{manifest.name} (S3)", "s3", size, size, "objects"))
+        model_uri = f"s3://<bucket>/{prefix}"
+    budget = check_budget(parts, model_quantized=manifest.quantization is not None)
+    return PackageResult(
+        target, manifest, function, runtime_layer, model_layer, objects, model_uri, budget
+    )
+
+
+def project_root() -> Path:
+    """The checkout holding functions/ and model_runtime/ (this package's parent)."""
+    return Path(__file__).resolve().parent.parent
+
+
+def _part(name: str, kind: Literal["function", "layer"], built: Built) -> Part:
+    return Part(name, kind, built.zipped_bytes, built.unzipped_bytes, built.status)

@@ -1,0 +1,107 @@
+"""The function zip: functions/ and the model_runtime modules a handler can import.
+
+The module list is the import closure of functions/ over the first-party packages,
+read from the source (imports inside functions included, so lazily imported modules
+come along). Build-time modules no handler reaches (export, quantize, parity, spec,
+reference_models) stay out: they need torch, which Lambda never has.
+"""
+
+from __future__ import annotations
+
+import ast
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from layers.archive import Built, cached_zip, sha256_file, tree_files, write_zip
+from layers.bytecode import compile_tree, find_interpreter
+from layers.errors import PackagingError
+from layers.targets import Target
+
+ENTRY_PACKAGE = "functions"
+FIRST_PARTY = ("functions", "model_runtime")
+MOUNT = "/var/task"
+
+
+def function_files(root: Path) -> dict[str, Path]:
+    """Name in the zip -> source file, for every module the handlers can import."""
+    entries = sorted((root / ENTRY_PACKAGE).glob("*.py"))
+    if not entries:
+        raise PackagingError(f"no Lambda entry points under {root / ENTRY_PACKAGE}")
+    todo = [_module_of(root, path) for path in entries]
+    seen: dict[str, Path] = {}
+    while todo:
+        module = todo.pop()
+        if module in seen:
+            continue
+        path = _source_of(root, module)
+        if path is None:
+            continue
+        seen[module] = path
+        parts = module.split(".")
+        todo += [".".join(parts[:i]) for i in range(1, len(parts))]  # parent packages
+        todo += _imports(path, module)
+    return {path.relative_to(root).as_posix(): path for path in seen.values()}
+
+
+def build_function_zip(
+    target: Target, root: Path, cache_dir: Path, *, force: bool = False
+) -> Built:
+    files = function_files(root)
+    interpreter = find_interpreter(target.python_version)
+    inputs = {
+        "python": target.python_version,
+        "files": {name: sha256_file(path) for name, path in sorted(files.items())},
+        "bytecode": bool(interpreter),
+    }
+
+    def build(out: Path) -> dict[str, Any]:
+        with tempfile.TemporaryDirectory(prefix="function-") as tmp:
+            task = Path(tmp)
+            for name, source in files.items():
+                (task / name).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(source, task / name)
+            if interpreter:
+                compile_tree(task, interpreter, MOUNT)
+            write_zip(tree_files(task), out)
+        return {"modules": sorted(files), "bytecode": str(interpreter) if interpreter else None}
+
+    return cached_zip(cache_dir, f"function-{target.runtime}", inputs, build, force=force)
+
+
+def _module_of(root: Path, path: Path) -> str:
+    parts = list(path.relative_to(root).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def _source_of(root: Path, module: str) -> Path | None:
+    if module.split(".")[0] not in FIRST_PARTY:
+        return None
+    base = root.joinpath(*module.split("."))
+    for candidate in (base / "__init__.py", base.with_suffix(".py")):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _imports(path: Path, module: str) -> list[str]:
+    """Every module `path` may import: `import a.b`, `from a import b` (b may be a
+    submodule), relative imports resolved against `module`."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    found: list[str] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*anchor, *([node.module] if node.module else [])])
+            else:
+                base = node.module or ""
+            found.append(base)
+            found += [f"{base}.{alias.name}" for alias in node.names]
+    return found

@@ -1,0 +1,190 @@
+"""torch: a `torch.export` ExportedProgram (model.pt2) or TorchScript artifact, on CPU or CUDA.
+
+Imported only when the torch backend is chosen, or at export time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+
+from model_runtime.datatypes import to_numpy
+from model_runtime.errors import ArtifactError, BackendUnavailable, ExportError
+from model_runtime.manifest import BackendArtifact, TensorSpec
+from model_runtime.parity import Arrays, RunFn, compare, describe_failure
+
+if TYPE_CHECKING:
+    from model_runtime.backends import BackendOptions
+    from model_runtime.spec import ModelSpec
+
+TorchFormat = Literal["torch_export", "torchscript"]
+TORCH_FILES: dict[str, str] = {"torch_export": "model.pt2", "torchscript": "model.torchscript"}
+
+
+def _import_torch() -> Any:
+    try:
+        import torch
+    except ImportError as exc:
+        raise BackendUnavailable(
+            f"the torch backend needs PyTorch, which cannot be imported here: {exc}", "backend"
+        ) from exc
+    return torch
+
+
+def resolve_device(torch: Any, device: str) -> str:
+    if device == "cpu":
+        return device
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    _, _, index = device.partition(":")
+    if int(index or 0) >= count:
+        raise BackendUnavailable(
+            f"device {device!r} is not available: this host has {count} CUDA device(s)", "device"
+        )
+    return device
+
+
+def export_torch(
+    module: Any,
+    example_inputs: Mapping[str, np.ndarray[Any, Any]],
+    directory: Path,
+    torch_format: TorchFormat,
+    extra_dynamic_axes: Mapping[str, Mapping[int, str]],
+) -> str:
+    """Write the module as `torch_format` into `directory`; return the file's name."""
+    torch = _import_torch()
+    args = tuple(torch.from_numpy(array) for array in example_inputs.values())
+    name = TORCH_FILES[torch_format]
+    module.eval()
+    try:
+        if torch_format == "torchscript":
+            with torch.no_grad():
+                torch.jit.save(torch.jit.trace(module, args), str(directory / name))
+        else:
+            dynamic = torch.export.Dim.DYNAMIC
+            shapes = tuple(
+                {0: dynamic, **{axis: dynamic for axis in extra_dynamic_axes.get(input_name, {})}}
+                for input_name in example_inputs
+            )
+            program = torch.export.export(module, args, dynamic_shapes=shapes)
+            torch.export.save(program, str(directory / name))
+    except Exception as exc:
+        raise ExportError(
+            f"{torch_format} export failed: {exc}; export without the torch artifact"
+            " (torch_format=None) or try torch_format='torchscript'"
+        ) from exc
+    return name
+
+
+class TorchBackend:
+    def __init__(
+        self,
+        module: Any,
+        input_names: Sequence[str],
+        outputs: Sequence[TensorSpec],
+        device: str,
+        dtype: Any,
+    ) -> None:
+        self._torch = _import_torch()
+        self._module = module
+        self.device = device
+        self.dtype = dtype
+        self._input_names = list(input_names)
+        self._output_names = [spec.name for spec in outputs]
+        self._output_dtypes = {spec.name: to_numpy(spec.datatype) for spec in outputs}
+
+    def run(
+        self, output_names: Sequence[str], feed: Mapping[str, np.ndarray[Any, Any]]
+    ) -> list[np.ndarray[Any, Any]]:
+        torch = self._torch
+        with torch.inference_mode():
+            args = [self._to_device(torch.from_numpy(feed[name])) for name in self._input_names]
+            result = self._module(*args)
+            if isinstance(result, torch.Tensor):
+                result = (result,)
+            outputs = dict(zip(self._output_names, result, strict=True))
+            return [self._to_numpy(name, outputs[name]) for name in output_names]
+
+    def _to_device(self, tensor: Any) -> Any:
+        if tensor.is_floating_point():
+            return tensor.to(self.device, self.dtype)
+        return tensor.to(self.device)
+
+    def _to_numpy(self, name: str, tensor: Any) -> np.ndarray[Any, Any]:
+        want = self._output_dtypes[name]
+        if tensor.is_floating_point() and want.kind == "f":
+            # Reduced-precision runs still answer in the manifest's datatype.
+            tensor = tensor.to(getattr(self._torch, want.name))
+        array: np.ndarray[Any, Any] = tensor.cpu().numpy()
+        return array.astype(want, copy=False)
+
+
+def open_torch(
+    path: Path,
+    torch_format: str,
+    input_names: Sequence[str],
+    outputs: Sequence[TensorSpec],
+    options: BackendOptions,
+    threads: int | None,
+) -> TorchBackend:
+    torch = _import_torch()
+    device = resolve_device(torch, options.device)
+    dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[options.dtype]
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        if torch_format == "torchscript":
+            module = torch.jit.load(str(path), map_location=device).eval()
+        else:
+            program = torch.export.load(str(path))
+            if device != "cpu":
+                from torch.export.passes import move_to_device_pass
+
+                program = move_to_device_pass(program, device)
+            module = program.module()
+        module = module.to(device=device, dtype=dtype)
+    except Exception as exc:  # torch raises many kinds of errors on a bad file
+        raise ArtifactError(f"cannot load model file {path}: {exc}") from exc
+    return TorchBackend(module, input_names, outputs, device, dtype)
+
+
+def export_torch_artifact(
+    spec: ModelSpec,
+    directory: Path,
+    torch_format: TorchFormat,
+    reference: RunFn,
+    batches: Sequence[Arrays],
+    outputs: Sequence[TensorSpec],
+    *,
+    atol: float,
+    rtol: float,
+) -> BackendArtifact:
+    """Write the torch artifact and measure it, loaded back from its file, against
+    onnxruntime on the export's parity batches."""
+    name = export_torch(
+        spec.module, spec.example_inputs, directory, torch_format, spec.extra_dynamic_axes
+    )
+    from model_runtime.backends import BackendOptions
+
+    backend = open_torch(
+        directory / name,
+        torch_format,
+        list(spec.example_inputs),
+        outputs,
+        BackendOptions(backend="torch", device="cpu"),
+        None,
+    )
+
+    def run(batch: Arrays) -> Arrays:
+        return dict(zip(spec.output_names, backend.run(spec.output_names, batch), strict=True))
+
+    parity = compare(reference, run, batches, reference_name="onnxruntime", atol=atol, rtol=rtol)
+    if not parity.passed:
+        raise ExportError(
+            f"{torch_format} artifact of {spec.name!r} failed parity: {describe_failure(parity)}"
+        )
+    return BackendArtifact(backend="torch", file=name, format=torch_format, parity=parity)

@@ -1,0 +1,26 @@
+"""LocalStack on this machine: the whole Lambda path, no cloud account.
+
+Both delivery paths are exercised: `digits` ships as a Lambda layer, `digits-int8` is
+downloaded from the artifact bucket at cold start. No provisioned concurrency and no GPU
+endpoint: LocalStack community emulates neither Application Auto Scaling nor Kubernetes.
+"""
+
+from stacks.schema import (
+    ApiConfig,
+    ArtifactStoreConfig,
+    LambdaConfig,
+    LocalStackTarget,
+    ModelConfig,
+    StackConfig,
+)
+
+STACK = StackConfig(
+    target=LocalStackTarget(),
+    models=[
+        ModelConfig(name="digits", delivery="layer", lambda_=LambdaConfig(memory_mb=1024)),
+        ModelConfig(name="digits-int8", delivery="s3", lambda_=LambdaConfig(memory_mb=1024)),
+    ],
+    artifact_store=ArtifactStoreConfig(force_destroy=True),
+    api=ApiConfig(stage="local", throttle_rate_rps=1000, throttle_burst=2000),
+    log_retention_days=1,
+)

@@ -1,0 +1,92 @@
+"""Production on AWS: warm functions, keys with quotas, and a GPU endpoint on EKS.
+
+Set the three values below to your account's before `pulumi up -s prod`.
+"""
+
+from stacks.schema import (
+    ApiConfig,
+    ApiKeys,
+    ArtifactStoreConfig,
+    AwsTarget,
+    Cors,
+    GpuConfig,
+    KubernetesConfig,
+    LambdaConfig,
+    ModelConfig,
+    ProvisionedConcurrency,
+    Quota,
+    ScheduledScaling,
+    StackConfig,
+)
+
+# The GPU model-server image (the GPU issue's Dockerfile), pushed to your registry.
+GPU_IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/inferstack-gpu:0.1.0"
+# The kubeconfig context of your EKS cluster with NVIDIA GPU nodes.
+KUBE_CONTEXT = "inferstack-prod"
+# Your cluster's IAM OIDC provider, so GPU pods get their own least-privilege IAM role.
+OIDC_PROVIDER_ARN = (
+    "arn:aws:iam::123456789012:oidc-provider/oidc.eks.us-east-1.amazonaws.com/id/EXAMPLE"
+)
+
+STACK = StackConfig(
+    target=AwsTarget(region="us-east-1"),
+    models=[
+        ModelConfig(
+            name="digits",
+            delivery="layer",
+            lambda_=LambdaConfig(
+                memory_mb=2048,
+                timeout_s=15,
+                reserved_concurrency=100,
+                provisioned=ProvisionedConcurrency(
+                    min=2,
+                    max=20,
+                    target_utilization=0.7,
+                    schedules=[
+                        # Business hours: keep more environments warm.
+                        ScheduledScaling(
+                            name="weekday-peak",
+                            schedule="cron(0 8 ? * MON-FRI *)",
+                            min=10,
+                            max=50,
+                            timezone="Europe/Berlin",
+                        ),
+                        ScheduledScaling(
+                            name="weekday-night",
+                            schedule="cron(0 20 ? * MON-FRI *)",
+                            min=2,
+                            max=20,
+                            timezone="Europe/Berlin",
+                        ),
+                    ],
+                ),
+            ),
+            gpu=GpuConfig(
+                image=GPU_IMAGE,
+                gpus_per_replica=1,
+                min_replicas=2,
+                max_replicas=8,
+                scale_on="inflight_requests",
+                target_per_replica=32,
+                max_batch_size=64,
+                max_batch_delay_ms=5,
+            ),
+        ),
+        ModelConfig(
+            name="digits-int8",
+            delivery="s3",
+            lambda_=LambdaConfig(memory_mb=1024, timeout_s=15, reserved_concurrency=50),
+        ),
+    ],
+    artifact_store=ArtifactStoreConfig(encryption="aws:kms", noncurrent_version_expiry_days=90),
+    api=ApiConfig(
+        stage="prod",
+        throttle_rate_rps=500,
+        throttle_burst=1000,
+        keys=ApiKeys(clients=["web", "batch"], quota=Quota(limit=1_000_000, period="MONTH")),
+        cors=Cors(allow_origin="https://app.example.com"),
+    ),
+    kubernetes=KubernetesConfig(context=KUBE_CONTEXT, oidc_provider_arn=OIDC_PROVIDER_ARN),
+    log_retention_days=90,
+    tags={"env": "prod"},
+)

@@ -1,0 +1,467 @@
+"""The typed schema every `stacks/<name>.py` uses to declare one stack.
+
+Only pydantic and the standard library: a stack file must be importable without
+Pulumi or any cloud SDK. Each nested config sets its `title` to the field path it is
+used under (`lambda`, `gpu`, `api`, ...), so that an error raised while a stack file is
+being evaluated already names the field, e.g. `lambda.memory_mb: 64 is out of range;
+allowed 128-10240 MB`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, AliasChoices, BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
+
+LOCALSTACK_ENDPOINT = "http://127.0.0.1:4566"
+# API Gateway's default integration timeout; more needs an AWS service-quota increase.
+API_GATEWAY_TIMEOUT_S = 29
+# The values CloudWatch Logs accepts for a log group's retention.
+LOG_RETENTION_DAYS = (
+    1,
+    3,
+    5,
+    7,
+    14,
+    30,
+    60,
+    90,
+    120,
+    150,
+    180,
+    365,
+    400,
+    545,
+    731,
+    1096,
+    1827,
+    2192,
+    2557,
+    2922,
+    3288,
+    3653,
+)
+# Names end up in Lambda function names, IAM role names (64 chars with Pulumi's
+# 8-character suffix) and Kubernetes object names (DNS labels), hence the limits.
+MODEL_NAME_PATTERN = r"^[a-z][a-z0-9-]{0,23}$"
+STACK_NAME_PATTERN = r"^[a-z][a-z0-9-]{0,11}$"
+
+
+def _in_range(low: float, high: float, unit: str = "") -> AfterValidator:
+    suffix = f" {unit}" if unit else ""
+
+    def check(value: Any) -> Any:
+        if not low <= value <= high:
+            raise PydanticCustomError(
+                "out_of_range",
+                # \u2013: an en dash, as in a printed range.
+                "{value} is out of range; allowed {low}\u2013{high}{suffix}",
+                {"value": value, "low": low, "high": high, "suffix": suffix},
+            )
+        return value
+
+    return AfterValidator(check)
+
+
+def _at_least(low: int, unit: str = "") -> AfterValidator:
+    suffix = f" {unit}" if unit else ""
+
+    def check(value: int) -> int:
+        if value < low:
+            raise PydanticCustomError(
+                "too_small",
+                "{value} is too small; allowed ≥ {low}{suffix}",
+                {"value": value, "low": low, "suffix": suffix},
+            )
+        return value
+
+    return AfterValidator(check)
+
+
+def _one_of(allowed: tuple[int, ...], unit: str = "") -> AfterValidator:
+    def check(value: int) -> int:
+        if value not in allowed:
+            raise PydanticCustomError(
+                "not_allowed",
+                "{value} is not allowed; allowed {allowed}{suffix}",
+                {
+                    "value": value,
+                    "allowed": ", ".join(map(str, allowed)),
+                    "suffix": f" {unit}" if unit else "",
+                },
+            )
+        return value
+
+    return AfterValidator(check)
+
+
+def _matches(pattern: str, what: str) -> Callable[[str], str]:
+    compiled = re.compile(pattern)
+
+    def check(value: str) -> str:
+        if not compiled.fullmatch(value):
+            raise PydanticCustomError(
+                "bad_format",
+                "{value} is not a valid {what} (must match {pattern})",
+                {"value": repr(value), "what": what, "pattern": pattern},
+            )
+        return value
+
+    return check
+
+
+def _fail(message: str) -> PydanticCustomError:
+    return PydanticCustomError("invalid_stack", message)
+
+
+def _config(title: str) -> ConfigDict:
+    return ConfigDict(extra="forbid", frozen=True, strict=True, title=title)
+
+
+ModelName = Annotated[str, AfterValidator(_matches(MODEL_NAME_PATTERN, "model name"))]
+
+
+# --- where the stack deploys to ------------------------------------------------------
+
+
+class LocalStackTarget(BaseModel):
+    model_config = _config("target")
+
+    kind: Literal["localstack"] = "localstack"
+    endpoint: Annotated[str, AfterValidator(_matches(r"^https?://[^/\s]+/?$", "endpoint URL"))] = (
+        LOCALSTACK_ENDPOINT
+    )
+    region: str = "us-east-1"
+
+
+class AwsTarget(BaseModel):
+    model_config = _config("target")
+
+    kind: Literal["aws"] = "aws"
+    region: Annotated[str, AfterValidator(_matches(r"^[a-z]{2}(-[a-z]+)+-\d$", "AWS region"))]
+    # A named profile from ~/.aws/config; None uses the default credential chain.
+    profile: str | None = None
+    # Refuse to deploy into any other account (a guard against the wrong credentials).
+    allowed_account_ids: (
+        list[Annotated[str, AfterValidator(_matches(r"^\d{12}$", "AWS account id"))]] | None
+    ) = None
+
+
+# --- the artifact bucket -------------------------------------------------------------
+
+
+class ArtifactStoreConfig(BaseModel):
+    model_config = _config("artifact_store")
+
+    # "aws:kms" without a key ARN uses the AWS-managed key aws/s3.
+    encryption: Literal["AES256", "aws:kms"] = "AES256"
+    kms_key_arn: (
+        Annotated[
+            str,
+            AfterValidator(
+                _matches(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/.+$", "KMS key ARN")
+            ),
+        ]
+        | None
+    ) = None
+    noncurrent_version_expiry_days: Annotated[int, _in_range(1, 3650, "days")] = 30
+    # Let `pulumi destroy` delete a bucket that still holds objects (local/dev only).
+    force_destroy: bool = False
+
+    @model_validator(mode="after")
+    def _key_needs_kms(self) -> ArtifactStoreConfig:
+        if self.kms_key_arn is not None and self.encryption != "aws:kms":
+            raise _fail(
+                "artifact_store.kms_key_arn is set but encryption is 'AES256'; "
+                "set encryption='aws:kms' or drop the key"
+            )
+        return self
+
+
+# --- Lambda serving ------------------------------------------------------------------
+
+
+class ScheduledScaling(BaseModel):
+    """A scheduled change of the provisioned-concurrency bounds (Application Auto Scaling)."""
+
+    model_config = _config("lambda.provisioned.schedules[]")
+
+    name: Annotated[str, AfterValidator(_matches(r"^[a-z][a-z0-9-]{0,31}$", "schedule name"))]
+    # cron(...), rate(...) or at(...), as Application Auto Scaling accepts them.
+    schedule: Annotated[
+        str, AfterValidator(_matches(r"^(cron|rate|at)\(.+\)$", "schedule expression"))
+    ]
+    min: Annotated[int, _at_least(0)]
+    max: Annotated[int, _at_least(1)]
+    timezone: str = "UTC"
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ScheduledScaling:
+        if self.min > self.max:
+            raise _fail(f"schedule {self.name!r}: min {self.min} is greater than max {self.max}")
+        return self
+
+
+class ProvisionedConcurrency(BaseModel):
+    """Provisioned concurrency on the `live` alias. min == max with no schedules is a fixed
+    amount; otherwise Application Auto Scaling tracks utilization between min and max."""
+
+    model_config = _config("lambda.provisioned")
+
+    min: Annotated[int, _at_least(1)]
+    max: Annotated[int, _at_least(1)]
+    target_utilization: Annotated[float, _in_range(0.1, 0.9)] = 0.7
+    schedules: list[ScheduledScaling] = []
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ProvisionedConcurrency:
+        if self.min > self.max:
+            raise _fail(f"lambda.provisioned: min {self.min} is greater than max {self.max}")
+        return self
+
+    @property
+    def autoscaled(self) -> bool:
+        return self.max > self.min or bool(self.schedules)
+
+
+class LambdaConfig(BaseModel):
+    model_config = _config("lambda")
+
+    memory_mb: Annotated[int, _in_range(128, 10240, "MB")] = 1024
+    timeout_s: Annotated[int, _in_range(1, 900, "s")] = 10
+    architecture: Literal["x86_64", "arm64"] = "x86_64"
+    runtime: Literal["python3.11", "python3.12", "python3.13"] = "python3.12"
+    ephemeral_storage_mb: Annotated[int, _in_range(512, 10240, "MB")] = 512
+    # None leaves the function on the account's unreserved pool.
+    reserved_concurrency: Annotated[int, _at_least(1)] | None = None
+    provisioned: ProvisionedConcurrency | None = None
+
+    @model_validator(mode="after")
+    def _provisioned_fits_reserved(self) -> LambdaConfig:
+        if self.provisioned is None:
+            return self
+        if self.reserved_concurrency is None:
+            raise _fail(
+                "lambda.provisioned needs lambda.reserved_concurrency: provisioned "
+                "concurrency must fit inside a reservation"
+            )
+        ceiling = max([self.provisioned.max] + [s.max for s in self.provisioned.schedules])
+        if ceiling > self.reserved_concurrency:
+            raise _fail(
+                f"lambda.provisioned: up to {ceiling} provisioned exceeds "
+                f"reserved_concurrency {self.reserved_concurrency}; allowed ≤ "
+                f"{self.reserved_concurrency}"
+            )
+        return self
+
+
+# --- GPU serving on Kubernetes -------------------------------------------------------
+
+
+class Toleration(BaseModel):
+    model_config = _config("gpu.tolerations[]")
+
+    key: str
+    operator: Literal["Exists", "Equal"] = "Exists"
+    value: str | None = None
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
+
+
+class GpuConfig(BaseModel):
+    model_config = _config("gpu")
+
+    # The container built by the GPU issue's Dockerfile; pinned by tag or digest.
+    image: str
+    gpus_per_replica: Annotated[int, _in_range(1, 8)] = 1
+    node_selector: dict[str, str] = {"nvidia.com/gpu.present": "true"}
+    tolerations: list[Toleration] = [Toleration(key="nvidia.com/gpu", effect="NoSchedule")]
+    min_replicas: Annotated[int, _in_range(1, 1000)] = 1
+    max_replicas: Annotated[int, _in_range(1, 1000)] = 4
+    # The per-pod gauge the HPA scales on (served on /metrics by the model server).
+    scale_on: Literal["inflight_requests", "queue_depth"] = "inflight_requests"
+    target_per_replica: Annotated[int, _in_range(1, 10000)] = 16
+    # CPU utilization target; also what keeps scaling working without custom metrics.
+    cpu_target_percent: Annotated[int, _in_range(1, 100, "%")] = 80
+    # The model server's backend and precision (INFERSTACK_BACKEND / INFERSTACK_DTYPE).
+    backend: Literal["onnxruntime", "torch"] = "onnxruntime"
+    dtype: Literal["fp32", "fp16", "bf16"] = "fp32"
+    max_batch_size: Annotated[int, _in_range(1, 4096)] = 32
+    max_batch_delay_ms: Annotated[int, _in_range(0, 10000, "ms")] = 5
+    cpu: str = "4"
+    memory: str = "16Gi"
+    # SIGTERM to SIGKILL; the server gets this minus the pre-stop pause to drain.
+    termination_grace_s: Annotated[int, _in_range(15, 3600, "s")] = 60
+
+    @model_validator(mode="after")
+    def _check(self) -> GpuConfig:
+        if self.min_replicas > self.max_replicas:
+            raise _fail(
+                f"gpu: min_replicas {self.min_replicas} is greater than max_replicas "
+                f"{self.max_replicas}"
+            )
+        if self.dtype != "fp32" and self.backend != "torch":
+            raise _fail(f"gpu.dtype {self.dtype!r} needs backend 'torch'; onnxruntime runs fp32")
+        tag = self.image.rsplit("/", 1)[-1]
+        if "@sha256:" not in self.image and (":" not in tag or tag.endswith(":latest")):
+            raise _fail(
+                f"gpu.image {self.image!r} must be pinned by a tag other than 'latest' "
+                "or by digest, so a deploy is reproducible"
+            )
+        return self
+
+
+class KubernetesConfig(BaseModel):
+    model_config = _config("kubernetes")
+
+    kubeconfig: str = "~/.kube/config"
+    context: str | None = None
+    # The cluster's IAM OIDC provider (EKS); when set, each GPU endpoint's pods get their
+    # own IAM role (IRSA) that can read only their model's prefix.
+    oidc_provider_arn: (
+        Annotated[
+            str,
+            AfterValidator(
+                _matches(r"^arn:aws[a-z-]*:iam::\d{12}:oidc-provider/.+$", "IAM OIDC provider ARN")
+            ),
+        ]
+        | None
+    ) = None
+
+
+# --- models and the API --------------------------------------------------------------
+
+
+class ModelConfig(BaseModel):
+    model_config = _config("models[]")
+
+    # Must equal the artifact's manifest name: it is the name in /v2/models/{name}.
+    name: ModelName
+    # The artifact directory `{model.onnx, manifest.json}`, relative to the project root;
+    # defaults to where `inferstack build` writes it.
+    artifact: str | None = None
+    # "layer": the model ships as a Lambda layer under /opt/models/<name> (MODEL_DIR);
+    # "s3": the function downloads it from the artifact bucket at cold start (MODEL_URI).
+    delivery: Literal["layer", "s3"] = "layer"
+    # Written `lambda_` in Python; `lambda` in dicts, JSON and error paths.
+    lambda_: LambdaConfig | None = Field(
+        default=None,
+        validation_alias=AliasChoices("lambda", "lambda_"),
+        serialization_alias="lambda",
+    )
+    gpu: GpuConfig | None = None
+
+    @model_validator(mode="after")
+    def _served_somewhere(self) -> ModelConfig:
+        if self.lambda_ is None and self.gpu is None:
+            raise _fail(
+                f"model {self.name!r} has neither lambda_ nor gpu serving; declare at least one"
+            )
+        return self
+
+    @property
+    def artifact_dir(self) -> str:
+        return self.artifact or f"build/models/{self.name}"
+
+
+class Quota(BaseModel):
+    model_config = _config("api.keys.quota")
+
+    limit: Annotated[int, _at_least(1, "requests")]
+    period: Literal["DAY", "WEEK", "MONTH"]
+
+
+class ApiKeys(BaseModel):
+    """API keys are required on every route; each client gets its own key in one usage plan."""
+
+    model_config = _config("api.keys")
+
+    clients: list[
+        Annotated[str, AfterValidator(_matches(r"^[a-z][a-z0-9-]{0,31}$", "client name"))]
+    ] = Field(min_length=1)
+    quota: Quota | None = None
+
+
+class Cors(BaseModel):
+    model_config = _config("api.cors")
+
+    # One origin (or "*"): API Gateway answers preflights with a fixed header value.
+    allow_origin: str
+    allow_headers: list[str] = ["content-type", "x-api-key"]
+    max_age_s: Annotated[int, _in_range(0, 86400, "s")] = 600
+
+
+class ApiConfig(BaseModel):
+    model_config = _config("api")
+
+    stage: Annotated[str, AfterValidator(_matches(r"^[A-Za-z0-9_]{1,64}$", "stage name"))] = "v1"
+    throttle_rate_rps: Annotated[float, _in_range(1, 10000, "requests/s")] = 100.0
+    throttle_burst: Annotated[int, _in_range(1, 5000, "requests")] = 200
+    keys: ApiKeys | None = None
+    cors: Cors | None = None
+    # Raising this over 29 s needs a service-quota increase on the AWS account.
+    integration_timeout_s: Annotated[int, _in_range(1, 300, "s")] = API_GATEWAY_TIMEOUT_S
+    # The model whose function answers the server-level routes (/v2, /v2/health/*);
+    # None means the first model served by Lambda.
+    default_model: ModelName | None = None
+    access_logs: bool = True
+    # API Gateway needs one account-wide (per region) IAM role to write logs. Leave this on
+    # unless another stack in the same account and region already manages that role.
+    manage_account_logging_role: bool = True
+
+
+class StackConfig(BaseModel):
+    model_config = _config("stack")
+
+    target: Annotated[LocalStackTarget | AwsTarget, Field(discriminator="kind")]
+    models: list[ModelConfig] = Field(min_length=1)
+    artifact_store: ArtifactStoreConfig = ArtifactStoreConfig()
+    api: ApiConfig = ApiConfig()
+    kubernetes: KubernetesConfig | None = None
+    log_retention_days: Annotated[int, _one_of(LOG_RETENTION_DAYS, "days")] = 14
+    # Added to every taggable AWS resource (through the provider's default tags).
+    tags: dict[str, str] = {}
+
+    @model_validator(mode="after")
+    def _consistent(self) -> StackConfig:
+        names = [model.name for model in self.models]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise _fail(f"models: duplicate model name(s) {', '.join(duplicates)}")
+        served = [model.name for model in self.lambda_models]
+        default = self.api.default_model
+        if default is not None and default not in served:
+            raise _fail(
+                f"api.default_model {default!r} is not a model served by Lambda; "
+                f"allowed: {', '.join(served) or '(none)'}"
+            )
+        limit = self.api.integration_timeout_s
+        for model in self.lambda_models:
+            assert model.lambda_ is not None
+            if model.lambda_.timeout_s > limit:
+                raise _fail(
+                    f"models[{model.name}].lambda.timeout_s: {model.lambda_.timeout_s} s exceeds "
+                    f"API Gateway's integration timeout of {limit} s; allowed ≤ {limit} s "
+                    "(raise api.integration_timeout_s after an AWS quota increase)"
+                )
+        gpu = [model.name for model in self.models if model.gpu is not None]
+        if gpu and self.kubernetes is None:
+            raise _fail(
+                f"models[{gpu[0]}].gpu needs the stack's kubernetes settings (kubeconfig, context)"
+            )
+        return self
+
+    @property
+    def lambda_models(self) -> list[ModelConfig]:
+        return [model for model in self.models if model.lambda_ is not None]
+
+    @property
+    def gpu_models(self) -> list[ModelConfig]:
+        return [model for model in self.models if model.gpu is not None]
+
+    @property
+    def default_model(self) -> str | None:
+        served = self.lambda_models
+        return self.api.default_model or (served[0].name if served else None)
