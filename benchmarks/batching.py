@@ -433,7 +433,7 @@ def print_table(points: list[Point], gains: list[dict[str, Any]]) -> None:
             f"{p.mean_batch:.1f}",
             str(p.errors),
         )
-    console = Console()
+    console = Console(width=120)
     console.print(table)
     for row in gains:
         console.print(
@@ -503,7 +503,7 @@ def main() -> int:
     parser.add_argument("--dtype", default="fp32")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--max-batch-size", type=int, default=64)
-    parser.add_argument("--max-delay-ms", type=float, default=2.0)
+    parser.add_argument("--max-delay-ms", type=float, default=0.0)
     parser.add_argument(
         "--gpu",
         action="store_true",
@@ -557,6 +557,9 @@ def main() -> int:
                     "max_batch_size": args.max_batch_size,
                     "max_delay_ms": args.max_delay_ms,
                     "off": "INFERSTACK_MAX_BATCH_SIZE=1",
+                },
+                "included": {
+                    path.name: json.loads(path.read_text())["host"] for path in args.include
                 },
                 "points": [asdict(p) for p in all_points],
                 "gains": gains,

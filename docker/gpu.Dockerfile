@@ -32,8 +32,7 @@ ENV PATH=/opt/inferstack/bin:$PATH \
     INFERSTACK_BACKEND=torch \
     INFERSTACK_DEVICE=auto \
     INFERSTACK_DTYPE=fp32 \
-    INFERSTACK_MAX_BATCH_SIZE=64 \
-    INFERSTACK_MAX_DELAY_MS=2
+    INFERSTACK_MAX_BATCH_SIZE=64
 USER 10001
 EXPOSE 8080
 HEALTHCHECK --interval=10s --timeout=3s --start-period=60s --retries=3 \

@@ -15,5 +15,9 @@ from model_runtime.app import create_app
 from model_runtime.settings import RuntimeSettings
 
 settings = RuntimeSettings.from_env()
-app = create_app(settings.load_engines(), max_body_bytes=settings.max_body_bytes)
+app = create_app(
+    settings.load_engines(),
+    max_body_bytes=settings.max_body_bytes,
+    cors_allow_origin=settings.cors_allow_origin,
+)
 handler = Mangum(app, lifespan="off")

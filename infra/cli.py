@@ -13,6 +13,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.table import Table
 
 from infra.localstack.cli import app as localstack_app
 from model_runtime.errors import InferstackError
@@ -110,6 +111,38 @@ def predict(
         from infra.commands.render import response_table
 
         console.print(response_table(response))
+
+
+@app.command()
+def package(
+    model_dir: Annotated[Path, typer.Argument(help="The artifact directory to package.")],
+    runtime: Annotated[str, typer.Option(help="Lambda runtime, e.g. python3.12.")] = "python3.12",
+    arch: Annotated[str, typer.Option(help="x86_64 or arm64.")] = "x86_64",
+    delivery: Annotated[str, typer.Option(help="layer (under /opt) or s3 (to /tmp).")] = "layer",
+    force: Annotated[bool, typer.Option(help="Rebuild even when cached.")] = False,
+) -> None:
+    """Build the function zip, runtime layer and model layer (or S3 objects), and check
+    them against Lambda's size limits."""
+    from layers.cli import package as build_package
+    from layers.errors import PackagingError
+
+    if delivery not in ("layer", "s3"):
+        raise UserError(f"--delivery has value {delivery!r}; allowed: layer, s3")
+    with console.status(f"packaging {model_dir} for {runtime}/{arch}"):
+        try:
+            result = build_package(model_dir, runtime, arch, delivery, force=force)  # type: ignore[arg-type]
+        except PackagingError as exc:
+            raise UserError(str(exc)) from exc
+    table = Table(title=f"Lambda package: {result.model.name} ({runtime}, {arch}, {delivery})")
+    rows = result.budget.rows()
+    for column in rows[0]:
+        table.add_column(column, justify="right" if column in ("zipped", "unzipped") else "left")
+    for row in rows:
+        table.add_row(*row.values())
+    console.print(table)
+    console.print(f"MODEL_URI={result.model_uri}")
+    for part in [result.function, *result.layers]:
+        console.print(f"  {part.path}")
 
 
 @app.command()

@@ -1,0 +1,1 @@
+"""Lambda packaging: runtime/model layers and function zips, deterministic and size-checked."""

@@ -50,7 +50,7 @@ PRUNE_RULES: list[tuple[str, str]] = [
     (r"^bin/", "console scripts with the build machine's shebang"),
     (r"(^|/)__pycache__/", "bytecode of the build interpreter (target bytecode is compiled)"),
     (r"\.pyi$|(^|/)py\.typed$", "type stubs and markers"),
-    (r"(^|/)(tests?|testing/_private)/", "test suites"),
+    (r"(^|/)tests?/", "test suites"),
     (r"\.(h|hpp|pxd|pyx|c|cc|cpp|a|lib)$|(^|/)include/", "C headers, sources, static libs"),
     (r"\.dist-info/(RECORD|INSTALLER|REQUESTED|direct_url\.json)$", "installer bookkeeping"),
     (rf"^onnxruntime/({'|'.join(_ORT_TOOLS)})/", "onnxruntime build-time tools (need onnx)"),

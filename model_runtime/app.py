@@ -13,6 +13,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -104,7 +105,10 @@ class BodyLimitMiddleware:
 
 
 def create_app(
-    engines: Iterable[Engine] | DataPlane, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    engines: Iterable[Engine] | DataPlane,
+    *,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    cors_allow_origin: str | None = None,
 ) -> FastAPI:
     """The Open Inference Protocol v2 app over the given engines."""
     plane = engines if isinstance(engines, DataPlane) else DataPlane(engines)
@@ -120,6 +124,13 @@ def create_app(
     app.state.dataplane = plane
     _add_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes)
+    if cors_allow_origin:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=[cors_allow_origin],
+            allow_methods=["GET", "POST", "OPTIONS"],
+            allow_headers=["content-type", "x-api-key", "authorization"],
+        )
 
     @app.get("/v2", summary="Server metadata")
     async def server_metadata() -> dict[str, Any]:

@@ -48,8 +48,11 @@ class BatchEngine(Protocol):
 class BatchingConfig:
     # Samples (rows of the batch axis) per batch; 1 turns batching off.
     max_batch_size: int = 32
-    # How long the oldest queued request may wait for others before its batch runs.
-    max_delay_ms: float = 2.0
+    # How long the oldest queued request may wait for others before its batch runs. At 0
+    # a request that finds the model idle runs at once, and batches form from what
+    # queues while the model is busy: no added latency for a lone client (measured:
+    # 2 ms cost 6x the p50 of one client here, and bought no throughput at 64).
+    max_delay_ms: float = 0.0
     # Requests waiting, beyond which new ones are refused with 503.
     queue_size: int = 256
     retry_after_s: int = 1

@@ -7,14 +7,14 @@ process with one line on stderr naming the variable or the file.
 
 | variable                     | allowed                          | default     |
 |------------------------------|----------------------------------|-------------|
-| MODEL_DIR                    | artifact dir(s), ':'-separated   | (required)  |
+| MODEL_DIR or MODEL_URI       | as in `model_runtime.settings`   | (one of)    |
 | INFERSTACK_HOST              | an address to bind               | 0.0.0.0     |
 | INFERSTACK_PORT              | 1..65535                         | 8080        |
 | INFERSTACK_BACKEND           | onnxruntime, torch               | onnxruntime |
 | INFERSTACK_DEVICE            | auto, cpu, cuda, cuda:N          | auto        |
 | INFERSTACK_DTYPE             | fp32, fp16, bf16 (torch only)    | fp32        |
 | INFERSTACK_MAX_BATCH_SIZE    | >= 1 (1: batching off)           | 32          |
-| INFERSTACK_MAX_DELAY_MS      | 0..10000                         | 2           |
+| INFERSTACK_MAX_DELAY_MS      | 0..10000                         | 0           |
 | INFERSTACK_QUEUE_SIZE        | >= 1 requests per model          | 256         |
 | INFERSTACK_SHUTDOWN_TIMEOUT_S| >= 1                             | 25          |
 | INFERSTACK_LOG_LEVEL         | debug, info, warning, error      | info        |
@@ -94,7 +94,7 @@ class ServerSettings:
             backend=BackendOptions(backend, device, dtype),  # type: ignore[arg-type]
             batching=BatchingConfig(
                 max_batch_size=_integer(env, "INFERSTACK_MAX_BATCH_SIZE", 32, 1, 1 << 16),
-                max_delay_ms=_number(env, "INFERSTACK_MAX_DELAY_MS", 2.0, 0, 10_000),
+                max_delay_ms=_number(env, "INFERSTACK_MAX_DELAY_MS", 0.0, 0, 10_000),
                 queue_size=_integer(env, "INFERSTACK_QUEUE_SIZE", 256, 1, 1 << 20),
             ),
             shutdown_timeout_s=_integer(env, "INFERSTACK_SHUTDOWN_TIMEOUT_S", 25, 1, 3600),

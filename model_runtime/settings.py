@@ -27,6 +27,8 @@ class RuntimeSettings:
     max_body_bytes: int
     # From MODEL_URI: local dirs, /opt/models/<name> (a layer) or s3://bucket/prefix.
     model_uris: tuple[str, ...] = ()
+    # CORS_ALLOW_ORIGIN: the browser origin allowed to call the API (set by the stack).
+    cors_allow_origin: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> RuntimeSettings:
@@ -40,11 +42,14 @@ class RuntimeSettings:
                 " ','), or MODEL_DIR to artifact directories (separated by ':')"
             )
         return cls(
-            model_dirs=tuple(Path(part) for part in raw_dirs.split(os.pathsep) if part),
-            model_uris=model_uris,
+            model_dirs=tuple(
+                Path(on_opt(part, env)) for part in raw_dirs.split(os.pathsep) if part
+            ),
+            model_uris=tuple(on_opt(uri, env) for uri in model_uris),
             threads=_positive_int(env, "INFERSTACK_THREADS", None),
             max_body_bytes=_positive_int(env, "INFERSTACK_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES)
             or DEFAULT_MAX_BODY_BYTES,
+            cors_allow_origin=env.get("CORS_ALLOW_ORIGIN") or None,
         )
 
     def load_engines(self, options: BackendOptions | None = None) -> list[Engine]:
@@ -54,6 +59,16 @@ class RuntimeSettings:
             Engine.load(directory, threads=self.threads, options=options)
             for directory in [*self.model_dirs, *downloaded]
         ]
+
+
+def on_opt(path: str, env: Mapping[str, str]) -> str:
+    """`path`, with /opt (where Lambda extracts layers) read from INFERSTACK_OPT_DIR when
+    that is set: LocalStack's process executor cannot give a process its own /opt, so it
+    merges the layers into a directory and names it there (never set on AWS)."""
+    opt_dir = env.get("INFERSTACK_OPT_DIR")
+    if opt_dir and (path == "/opt" or path.startswith("/opt/")):
+        return opt_dir.rstrip("/") + path[len("/opt") :]
+    return path
 
 
 def parse_model_uris(raw: str) -> tuple[str, ...]:

@@ -1,12 +1,17 @@
-"""Shared fixtures: the digits reference model, trained and exported once per session."""
+"""Shared fixtures: the digits reference model, trained and exported once per session, and
+LocalStack, started once per session for every test directory that needs it."""
 
 from __future__ import annotations
 
+import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from infra.localstack import manager
 from model_runtime.engine import Engine
 from model_runtime.export import export_model
 from model_runtime.quantize import quantize_artifact
@@ -66,3 +71,21 @@ def minilm_int8_dir(
     out = tmp_path_factory.mktemp("models") / "minilm-int8"
     quantize_artifact(minilm_dir, out, minilm_spec)
     return out
+
+
+@pytest.fixture(scope="session")
+def localstack() -> Iterator[manager.Status]:
+    """LocalStack through our manager, stopped by PID at the end of the session (also on
+    failure); a LocalStack that was already running is reused and left running."""
+    started = time.monotonic()
+    status = manager.start(echo=lambda message: print(message, file=sys.stderr))
+    print(
+        f"LocalStack ready in {time.monotonic() - started:.1f} s (pid {status.pid}, "
+        f"reused={status.reused})",
+        file=sys.stderr,
+    )
+    try:
+        yield status
+    finally:
+        if not status.reused:  # leave a LocalStack someone else started alone
+            manager.stop()

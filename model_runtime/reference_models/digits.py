@@ -59,7 +59,7 @@ def digits_cnn() -> ModelSpec:
     generator = torch.Generator().manual_seed(SEED)
     model.train()
     for _ in range(EPOCHS):
-        for batch in torch.randperm(len(images), generator=generator).split(64):
+        for batch in torch.split(torch.randperm(len(images), generator=generator), 64):
             optimizer.zero_grad()
             probabilities, _ = model(images[batch])
             loss = loss_fn(torch.log(probabilities + 1e-9), targets[batch])

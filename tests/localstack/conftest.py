@@ -1,10 +1,9 @@
-"""LocalStack, started once per test session through our manager and stopped by PID."""
+"""Lambda fixtures on the session's LocalStack (the `localstack` fixture, shared with the
+deploy tests, lives in tests/conftest.py)."""
 
 from __future__ import annotations
 
 import contextlib
-import sys
-import time
 import uuid
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -14,19 +13,6 @@ from botocore.exceptions import ClientError
 from localstack_helpers import ROLE, CreateFunction, client, zip_bytes
 
 from infra.localstack import manager
-
-
-@pytest.fixture(scope="session")
-def localstack() -> Iterator[manager.Status]:
-    started = time.monotonic()
-    status = manager.start(echo=lambda message: print(message, file=sys.stderr))
-    print(f"LocalStack ready in {time.monotonic() - started:.1f} s (pid {status.pid}, "
-          f"reused={status.reused})", file=sys.stderr)
-    try:
-        yield status
-    finally:
-        if not status.reused:  # leave a LocalStack someone else started alone
-            manager.stop()
 
 
 @pytest.fixture(scope="session")

@@ -400,3 +400,25 @@ def test_unexpected_exception_is_a_500_with_a_json_body(digits_engine: Engine) -
     with TestClient(app, raise_server_exceptions=False) as client:
         message = _error(client.get("/boom"), 500)
     assert message == "internal error; see the server log"
+
+
+def test_cors_origin_is_allowed_only_when_configured(digits_engine) -> None:
+    """The stack sets CORS_ALLOW_ORIGIN when the API enables CORS; Lambda proxy responses
+    must then carry the header themselves (API Gateway does not add it)."""
+    from fastapi.testclient import TestClient
+
+    from model_runtime.app import create_app
+
+    origin = "https://app.example.com"
+    with_cors = TestClient(create_app([digits_engine], cors_allow_origin=origin))
+    without = TestClient(create_app([digits_engine]))
+    headers = {"origin": origin}
+    assert (
+        with_cors.get("/v2/health/live", headers=headers).headers["access-control-allow-origin"]
+        == origin
+    )
+    assert (
+        "access-control-allow-origin" not in without.get("/v2/health/live", headers=headers).headers
+    )
+    other = with_cors.get("/v2/health/live", headers={"origin": "https://evil.example"})
+    assert "access-control-allow-origin" not in other.headers

@@ -50,3 +50,12 @@ def test_load_engines(digits_dir: Path) -> None:
     settings = RuntimeSettings.from_env({"MODEL_DIR": str(digits_dir), "INFERSTACK_THREADS": "1"})
     [engine] = settings.load_engines()
     assert engine.name == "digits"
+
+
+def test_cors_allow_origin() -> None:
+    env = {"MODEL_DIR": "/models/a"}
+    assert RuntimeSettings.from_env(env).cors_allow_origin is None
+    origin = "https://app.example.com"
+    assert (
+        RuntimeSettings.from_env({**env, "CORS_ALLOW_ORIGIN": origin}).cors_allow_origin == origin
+    )

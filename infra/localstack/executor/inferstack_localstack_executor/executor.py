@@ -245,7 +245,7 @@ class ProcessRuntimeExecutor(RuntimeExecutor):  # type: ignore[misc]
                 env[key] = os.environ[key]
         env["TMPDIR"] = str(self._dir / "tmp")
         env.update(self._env_vars)  # LocalStack's, ending with the function's own variables
-        sys_path = [code_dir, *python_paths(opt_dir, version)]
+        sys_path = [code_dir, *python_paths(opt_dir, version), runtime_packages_dir()]
         env.update({
             # Reserved in AWS (a function cannot set them); made true for this machine.
             "LAMBDA_TASK_ROOT": str(code_dir),
@@ -435,6 +435,32 @@ class ProcessRuntimeExecutor(RuntimeExecutor):  # type: ignore[misc]
             LOG.error("inferstack-process executor: %s is missing", BOOTSTRAP)
             return False
         return True
+
+
+# What AWS's Python runtimes ship besides the standard library, on sys.path after the
+# layers (/var/runtime there): the AWS SDK. Handlers import boto3 without packaging it.
+RUNTIME_PACKAGES = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "six.py", "urllib3")
+
+
+def runtime_packages_dir() -> Path:
+    """A directory with only the SDK, linked from LocalStack's own virtualenv (pure Python,
+    so any runtime version can import it) without LocalStack's other packages."""
+    target = executor_root() / "runtime"
+    if target.is_dir():
+        return target
+    import boto3  # LocalStack depends on it
+
+    site = Path(boto3.__file__).resolve().parents[1]
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".runtime-", dir=target.parent))
+    for name in RUNTIME_PACKAGES:
+        if (site / name).exists():
+            (staging / name).symlink_to(site / name)
+    try:
+        staging.rename(target)
+    except OSError:  # a concurrent environment made it first
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
 
 
 def _prepare_layers(function_version: FunctionVersion) -> Path:
