@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 from rich.console import Console
 from rich.table import Table
+from timing import measure
 
 from layers.bytecode import find_interpreter
 from layers.cli import package, project_root
@@ -203,22 +204,6 @@ def warm_latencies(dirs: dict[str, Path], iterations: int) -> dict[str, Any]:
             got = session.run(None, feed)[0]
             results[shape][name]["min_cosine_vs_torch"] = float((got * reference).sum(axis=1).min())
     return results
-
-
-def measure(fn: Callable[[], Any], iterations: int, warmup: int = 10) -> dict[str, float]:
-    for _ in range(warmup):
-        fn()
-    samples = []
-    for _ in range(iterations):
-        start = time.perf_counter_ns()
-        fn()
-        samples.append((time.perf_counter_ns() - start) / 1e6)
-    samples.sort()
-    return {
-        "p50_ms": statistics.median(samples),
-        "p99_ms": samples[min(len(samples) - 1, int(len(samples) * 0.99))],
-        "iterations": iterations,
-    }
 
 
 def summary(samples: list[float]) -> dict[str, Any]:

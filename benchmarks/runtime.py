@@ -16,64 +16,21 @@ import importlib
 import json
 import os
 import platform
-import statistics
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from rich.console import Console
 from rich.table import Table
+from timing import measure
+
+from layers.local_lambda import api_gateway_event
 
 OUT = Path("build/bench/runtime.json")
 MODEL_DIR = Path("build/bench/models/digits")
 TARGET_HANDLER_OVERHEAD_MS = 0.5
 TARGET_ORT_SPEEDUP = 1.5
-
-
-def measure(fn: Callable[[], Any], iterations: int, warmup: int = 50) -> dict[str, float]:
-    for _ in range(warmup):
-        fn()
-    samples = []
-    for _ in range(iterations):
-        start = time.perf_counter_ns()
-        fn()
-        samples.append((time.perf_counter_ns() - start) / 1e6)
-    samples.sort()
-    return {
-        "p50_ms": statistics.median(samples),
-        "p99_ms": samples[min(len(samples) - 1, int(len(samples) * 0.99))],
-        "mean_ms": statistics.fmean(samples),
-        "iterations": iterations,
-    }
-
-
-def api_gateway_event(body: dict[str, Any]) -> dict[str, Any]:
-    """A REST API (payload format 1.0) Lambda proxy event, as API Gateway sends it."""
-    path = "/v2/models/digits/infer"
-    return {
-        "resource": "/{proxy+}",
-        "path": path,
-        "httpMethod": "POST",
-        "headers": {"content-type": "application/json", "host": "api.example.com"},
-        "multiValueHeaders": {"content-type": ["application/json"], "host": ["api.example.com"]},
-        "queryStringParameters": None,
-        "multiValueQueryStringParameters": None,
-        "pathParameters": {"proxy": path.lstrip("/")},
-        "stageVariables": None,
-        "requestContext": {
-            "resourcePath": "/{proxy+}",
-            "httpMethod": "POST",
-            "path": f"/prod{path}",
-            "stage": "prod",
-            "requestId": "bench",
-            "identity": {"sourceIp": "127.0.0.1"},
-        },
-        "body": json.dumps(body),
-        "isBase64Encoded": False,
-    }
 
 
 def main() -> None:
@@ -84,7 +41,7 @@ def main() -> None:
 
     import torch
 
-    from model_runtime.engine import Engine
+    from model_runtime.engine import Engine, create_session
     from model_runtime.export import export_model
     from model_runtime.spec import resolve
 
@@ -94,7 +51,7 @@ def main() -> None:
     os.environ["MODEL_DIR"] = str(MODEL_DIR)
     handler_module = importlib.import_module("functions.handler")
     engine = Engine.load(MODEL_DIR)
-    session = engine._session
+    session = create_session(MODEL_DIR / engine.manifest.model_file)
     assert spec.eval_data is not None
     images = spec.eval_data.inputs["image"]
 
@@ -103,6 +60,8 @@ def main() -> None:
         x = np.ascontiguousarray(images[:batch])
         feed = {"image": x}
         event = api_gateway_event(
+            "POST",
+            "/v2/models/digits/infer",
             {
                 "inputs": [
                     {
@@ -112,7 +71,8 @@ def main() -> None:
                         "data": x.ravel().tolist(),
                     }
                 ]
-            }
+            },
+            base64_body=False,
         )
         check = handler_module.handler(event, None)
         assert check["statusCode"] == 200, check

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from model_runtime.manifest import sha256_file
+
 # Bump when a builder changes what it puts in a zip: every cache key changes with it.
 BUILDER_VERSION = "1"
 # The earliest time a zip can hold; the same for every entry of every build.
@@ -80,14 +82,6 @@ def zip_sizes(path: Path) -> tuple[int, int, int]:
     with zipfile.ZipFile(path) as zf:
         infos = zf.infolist()
     return path.stat().st_size, sum(info.file_size for info in infos), len(infos)
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def cache_key(kind: str, inputs: Mapping[str, Any]) -> str:

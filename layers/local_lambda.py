@@ -201,8 +201,11 @@ def invoke(
     )
 
 
-def api_gateway_event(method: str, path: str, body: Any = None) -> dict[str, Any]:
-    """An API Gateway REST API (payload 1.0) Lambda-proxy event, body base64-encoded."""
+def api_gateway_event(
+    method: str, path: str, body: Any = None, *, base64_body: bool = True
+) -> dict[str, Any]:
+    """An API Gateway REST API (payload 1.0) Lambda-proxy event with a JSON body, base64
+    encoded as for binary media types, or as plain text (API Gateway's default)."""
     raw = b"" if body is None else json.dumps(body).encode()
     return {
         "resource": "/{proxy+}",
@@ -225,8 +228,8 @@ def api_gateway_event(method: str, path: str, body: Any = None) -> dict[str, Any
             "requestId": "local-request",
             "identity": {"sourceIp": "127.0.0.1"},
         },
-        "body": base64.b64encode(raw).decode() if raw else None,
-        "isBase64Encoded": bool(raw),
+        "body": (base64.b64encode(raw).decode() if base64_body else raw.decode()) if raw else None,
+        "isBase64Encoded": bool(raw) and base64_body,
     }
 
 

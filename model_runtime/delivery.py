@@ -23,8 +23,6 @@ from functools import partial
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from pydantic import ValidationError
-
 from model_runtime.errors import ArtifactError, ArtifactIntegrityError
 from model_runtime.manifest import MANIFEST_FILE, Manifest
 
@@ -137,7 +135,7 @@ def download(
         started = time.perf_counter()
         fetch_manifest = partial(_fetch, client, location, MANIFEST_FILE, None)
         manifest_bytes = _with_retry(retry, location, MANIFEST_FILE, fetch_manifest)
-        manifest = _parse_manifest(manifest_bytes, location)
+        manifest = Manifest.parse(manifest_bytes, f"{location}/{MANIFEST_FILE}")
         (staging / MANIFEST_FILE).write_bytes(manifest_bytes)
         names = sorted(manifest.files_for(backend))
         for name in names:
@@ -227,17 +225,6 @@ def _is_transient(exc: BaseException) -> bool:
         exc,
         (boto.HTTPClientError, boto.ConnectionError, boto.IncompleteReadError),
     )
-
-
-def _parse_manifest(data: bytes, location: S3Location) -> Manifest:
-    try:
-        return Manifest.model_validate_json(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "(root)"
-        raise ArtifactError(
-            f"invalid model manifest {location}/{MANIFEST_FILE}: {where}: {first['msg']}"
-        ) from exc
 
 
 def _safe_name(name: str, location: S3Location) -> str:

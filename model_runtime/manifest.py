@@ -144,13 +144,18 @@ class Manifest(_Strict):
             text = path.read_text(encoding="utf-8")
         except OSError as exc:
             raise ArtifactError(f"cannot read model manifest {path}: {exc.strerror}") from exc
+        return cls.parse(text, str(path))
+
+    @classmethod
+    def parse(cls, text: str | bytes, source: str) -> Manifest:
+        """Validate manifest JSON; errors name `source` (a path or URI) and the field."""
         try:
             return cls.model_validate_json(text)
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(part) for part in first["loc"]) or "(root)"
             raise ArtifactError(
-                f"invalid model manifest {path}: {where}: {first['msg']}"
+                f"invalid model manifest {source}: {where}: {first['msg']}"
                 f" ({exc.error_count()} error(s))"
             ) from exc
 
