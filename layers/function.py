@@ -14,10 +14,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from layers.archive import Built, cached_zip, sha256_file, tree_files, write_zip
+from layers.archive import Built, cached_zip, tree_files, write_zip
 from layers.bytecode import compile_tree, find_interpreter
 from layers.errors import PackagingError
 from layers.targets import Target
+from model_runtime.manifest import sha256_file
 
 ENTRY_PACKAGE = "functions"
 FIRST_PARTY = ("functions", "model_runtime")

@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from layers.archive import Built, cached_zip, sha256_file, write_zip
-from model_runtime.manifest import MANIFEST_FILE, Manifest, verify_artifact
+from layers.archive import Built, cached_zip, write_zip
+from model_runtime.manifest import MANIFEST_FILE, Manifest, sha256_file, verify_artifact
 
 LAYER_ROOT = "models"
 MOUNT = "/opt/models"

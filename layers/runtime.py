@@ -22,11 +22,12 @@ from importlib import metadata
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from layers.archive import Built, cache_key, cached_zip, sha256_file, tree_files, write_zip
+from layers.archive import Built, cache_key, cached_zip, tree_files, write_zip
 from layers.bytecode import compile_tree, find_interpreter
 from layers.elf import foreign_binaries
 from layers.errors import PackagingError
 from layers.targets import Target
+from model_runtime.manifest import sha256_file
 
 # Distributions left out of the layer, with why. Their own dependencies go too unless
 # something kept needs them.
