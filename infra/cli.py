@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from infra.deploy.cli import app as deploy_app
 from infra.localstack.cli import app as localstack_app
 from model_runtime.errors import InferstackError
 
@@ -26,6 +27,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(localstack_app, name="localstack")
+app.add_typer(deploy_app)
 console = Console()
 err_console = Console(stderr=True)
 
