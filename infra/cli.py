@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
@@ -149,14 +149,13 @@ def package(
 
 @app.command()
 def demo(
-    port: Annotated[
-        int, typer.Option(help="Loopback port for the demo server (0 = any free one).")
-    ] = 0,
+    keep: Annotated[bool, typer.Option(help="Leave LocalStack and the stack running.")] = False,
 ) -> None:
-    """The main job: build the digits model, serve it, send a real prediction over HTTP."""
+    """The main job: build the models, deploy the local stack to LocalStack, and send real
+    predictions through API Gateway to Lambda."""
     from infra.commands.demo import run_demo
 
-    run_demo(console, port=port)
+    run_demo(console, keep=keep)
 
 
 def main() -> None:
@@ -169,14 +168,16 @@ def main() -> None:
     try:
         app()
     except (UserError, PredictError, InferstackError, ConfigError, OSError) as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
-        sys.exit(1)
+        fail(str(exc))
     except ValidationError as exc:
-        err_console.print(f"[bold red]error:[/] {exc.errors()[0]['msg']}", highlight=False)
-        sys.exit(1)
+        fail(str(exc.errors()[0]["msg"]))
     except json.JSONDecodeError as exc:
-        err_console.print(f"[bold red]error:[/] invalid JSON: {exc}", highlight=False)
-        sys.exit(1)
+        fail(f"invalid JSON: {exc}")
+
+
+def fail(message: str) -> NoReturn:
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    sys.exit(1)
 
 
 if __name__ == "__main__":

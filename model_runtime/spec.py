@@ -53,6 +53,9 @@ class ModelSpec:
     tokenizer: TokenizerSpec | None = None
     # ONNX node-name substrings that int8 quantization leaves in fp32.
     int8_keep_fp32: list[str] = field(default_factory=list)
+    # What a client sends, when it differs from `example_inputs` (the model's own inputs),
+    # e.g. raw text for a model with a tokenizer stage; used for sample requests.
+    sample_inputs: dict[str, np.ndarray[Any, Any]] | None = None
 
 
 @dataclass(frozen=True)

@@ -90,16 +90,20 @@ def sample_path(name: str) -> Path:
 
 
 def write_sample(spec: ModelSpec) -> Path:
-    """Save one example (held-out when there is eval data, with its true label) as an OIP
-    request, for `inferstack predict` and the demo."""
-    inputs = spec.eval_data.inputs if spec.eval_data else spec.example_inputs
+    """Save an example request for `inferstack predict` and the demo: the model's sample
+    inputs (raw text for a text model), else one held-out example with its true label."""
+    if spec.sample_inputs is not None:
+        inputs = spec.sample_inputs
+    else:
+        source = spec.eval_data.inputs if spec.eval_data else spec.example_inputs
+        inputs = {name: array[:1] for name, array in source.items()}
     request: dict[str, Any] = {
         "inputs": [
             {
                 "name": name,
-                "shape": [1, *array.shape[1:]],
+                "shape": list(array.shape),
                 "datatype": from_numpy(array.dtype),
-                "data": array[:1].ravel().tolist(),
+                "data": array.ravel().tolist(),
             }
             for name, array in inputs.items()
         ]

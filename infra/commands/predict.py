@@ -17,18 +17,28 @@ class PredictError(Exception):
 
 
 def predict_remote(url: str, model: str, input_file: Path) -> dict[str, Any]:
+    """Send the request in `input_file` to `url` (fetching the model's metadata first
+    when the file holds bare arrays)."""
+    inputs_meta = None
+    if input_file.suffix != ".json" or "inputs" not in _read_json(input_file):
+        inputs_meta = _call(url, "GET", f"/v2/models/{model}")["inputs"]
+    return infer_remote(url, model, load_request(input_file, inputs_meta))
+
+
+def infer_remote(url: str, model: str, request: dict[str, Any]) -> dict[str, Any]:
+    return _call(url, "POST", f"/v2/models/{model}/infer", request)
+
+
+def _call(url: str, method: str, path: str, body: Any = None) -> dict[str, Any]:
     import httpx
 
     base = url.rstrip("/")
     try:
-        with httpx.Client(timeout=30.0) as client:
-            inputs_meta = None
-            if input_file.suffix != ".json" or "inputs" not in _read_json(input_file):
-                inputs_meta = _json_or_raise(client.get(f"{base}/v2/models/{model}"))["inputs"]
-            request = load_request(input_file, inputs_meta)
-            return _json_or_raise(client.post(f"{base}/v2/models/{model}/infer", json=request))
+        # Lambda cold starts behind API Gateway can take seconds.
+        response = httpx.request(method, f"{base}{path}", json=body, timeout=60.0)
     except httpx.HTTPError as exc:
         raise PredictError(f"cannot reach {base}: {exc}") from exc
+    return _json_or_raise(response)
 
 
 def predict_local(model_dir: Path, input_file: Path) -> dict[str, Any]:

@@ -58,7 +58,7 @@ def up(
     stack: StackOption = "local",
     engine: EngineOption = Engine.auto,
     build: Annotated[bool, typer.Option(help="Build missing models and layers first.")] = True,
-) -> None:
+) -> dict[str, Any]:
     """Build what is missing, start LocalStack if the stack targets it, deploy, and print
     the API URL, function names, bucket and a sample curl."""
     from infra.deploy.prepare import prepare
@@ -84,6 +84,7 @@ def up(
             outputs = summary.outputs
             not_emulated = summary.not_emulated
         _print_outputs(outputs, not_emulated)
+    return outputs
 
 
 @app.command()

@@ -101,6 +101,7 @@ def all_minilm_l6_v2() -> ModelSpec:
         extra_dynamic_axes={name: sequence for name in ENCODING_FIELDS},
         tokenizer=TokenizerSpec(path=weights_dir() / "tokenizer.json", max_length=MAX_TOKENS),
         int8_keep_fp32=INT8_KEEP_FP32,
+        sample_inputs={"text": np.array(EXAMPLE_TEXTS, dtype=object)},
     )
 
 
