@@ -1,63 +1,72 @@
-"""What goes into the Lambda function and its layers, as Pulumi archives.
+"""What goes into each Lambda function and its layers: the zips the layers/ builders made.
 
-The one place to swap for the packaging issue's builders (deterministic, size-checked
-zips). Until then: the function is a plain archive of the `functions/` and
-`model_runtime/` sources, the model layer is the artifact's listed files, and the runtime
-layer is a directory built elsewhere (`python/` with the runtime's dependencies).
+The program only looks the zips up (deterministic, content-addressed, under
+build/package/); it never builds them, so a `pulumi up` needs no pip and no network.
+`inferstack up` (or `inferstack package`) builds them first. A zip that is not built
+for the current sources, or a function whose code and layers exceed Lambda's limits,
+stops the program before it declares anything.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import pulumi
 
 from infra.artifacts import Artifact
-from infra.errors import ArtifactMissingError
+from infra.errors import ArtifactMissingError, PackageBudgetError
+from layers.budget import Budget
+from layers.errors import BudgetError, NotBuiltError
+from stacks.schema import ModelConfig
 
 HANDLER = "functions.handler.handler"
-CODE_PACKAGES = ("functions", "model_runtime")
 # Layers are extracted under /opt, so the model lands in /opt/models/<name>.
 MODEL_MOUNT = "/opt/models"
 
 
-def function_code(root: Path) -> pulumi.AssetArchive:
-    # Source files only, listed one by one: a FileArchive of the directory would also pick
-    # up __pycache__, whose bytes change between machines and would redeploy every time.
-    assets: dict[str, pulumi.Asset | pulumi.Archive] = {}
-    for package in CODE_PACKAGES:
-        for path in sorted((root / package).rglob("*.py")):
-            if "__pycache__" not in path.parts:
-                assets[path.relative_to(root).as_posix()] = pulumi.FileAsset(str(path))
-    if not assets:
-        raise ArtifactMissingError(
-            f"no Lambda code found under {root} ({', '.join(CODE_PACKAGES)})"
+@dataclass(frozen=True)
+class FunctionBundle:
+    code: pulumi.FileArchive
+    runtime_layer: pulumi.FileArchive
+    # None when the model is delivered from S3.
+    model_layer: pulumi.FileArchive | None
+    budget: Budget
+
+
+def function_bundle(
+    root: Path, model: ModelConfig, artifact: Artifact, stack: str
+) -> FunctionBundle:
+    """The built zips of `model`'s function, checked against Lambda's size limits."""
+    from layers.cli import package
+
+    function = model.lambda_
+    assert function is not None
+    try:
+        result = package(
+            artifact.directory,
+            function.runtime,
+            function.architecture,
+            model.delivery,
+            root=root,
+            build=False,
         )
-    return pulumi.AssetArchive(assets)
-
-
-def model_layer(artifact: Artifact) -> pulumi.AssetArchive:
-    return pulumi.AssetArchive(
-        {
-            f"models/{artifact.name}/{name}": pulumi.FileAsset(str(artifact.directory / name))
-            for name in artifact.layer_files
-        }
+    except NotBuiltError as exc:
+        raise ArtifactMissingError(
+            f"model {model.name!r}: {exc}. `inferstack up --stack {stack}` builds what is "
+            "missing before it deploys"
+        ) from exc
+    except BudgetError as exc:
+        raise PackageBudgetError(f"model {model.name!r}: {exc}") from exc
+    return FunctionBundle(
+        code=pulumi.FileArchive(str(result.function.path)),
+        runtime_layer=pulumi.FileArchive(str(result.runtime_layer.path)),
+        model_layer=(
+            pulumi.FileArchive(str(result.model_layer.path)) if result.model_layer else None
+        ),
+        budget=result.budget,
     )
 
 
 def model_dir(name: str) -> str:
     return f"{MODEL_MOUNT}/{name}"
-
-
-def runtime_layer_dir(root: Path, runtime: str, architecture: str) -> Path:
-    return root / "build" / "layers" / f"runtime-{runtime}-{architecture}"
-
-
-def runtime_layer(root: Path, runtime: str, architecture: str) -> pulumi.FileArchive:
-    directory = runtime_layer_dir(root, runtime, architecture)
-    if not (directory / "python").is_dir():
-        raise ArtifactMissingError(
-            f"the {runtime}/{architecture} runtime layer is not built: expected {directory}/python "
-            "(the model runtime's dependencies as manylinux wheels for that runtime)"
-        )
-    return pulumi.FileArchive(str(directory))

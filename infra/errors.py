@@ -11,3 +11,7 @@ class StackConfigError(InfraError):
 
 class ArtifactMissingError(InfraError):
     """A model artifact or a built layer the stack needs is not on disk."""
+
+
+class PackageBudgetError(InfraError):
+    """A function's code and layers do not fit Lambda's limits; the message is the size table."""

@@ -24,13 +24,18 @@ def define_stack(config: StackConfig, stack: str, root: Path) -> dict[str, Any]:
     aws_provider = providers.aws_provider(stack, config)
     on_aws = pulumi.ResourceOptions(providers=[aws_provider])
     artifacts = {model.name: load_artifact(root, model) for model in config.models}
+    # Every function's zips are found and fit Lambda's limits before anything is declared.
+    function_bundles = {
+        model.name: bundles.function_bundle(root, model, artifacts[model.name], stack)
+        for model in config.lambda_models
+    }
     store = ArtifactStore(
         f"{prefix}-artifacts",
         ArtifactStoreArgs(config=config.artifact_store, artifacts=list(artifacts.values())),
         on_aws,
     )
     outputs: dict[str, Any] = {"bucket": store.bucket.bucket, "modelUris": store.model_uris}
-    functions = _define_functions(config, prefix, root, artifacts, store, on_aws)
+    functions = _define_functions(config, prefix, function_bundles, artifacts, store, on_aws)
     if functions:
         default_model = config.default_model
         assert default_model is not None
@@ -68,14 +73,11 @@ def define_stack(config: StackConfig, stack: str, root: Path) -> dict[str, Any]:
 def _define_functions(
     config: StackConfig,
     prefix: str,
-    root: Path,
+    function_bundles: dict[str, bundles.FunctionBundle],
     artifacts: dict[str, Artifact],
     store: ArtifactStore,
     opts: pulumi.ResourceOptions,
 ) -> dict[str, LambdaModel]:
-    if not config.lambda_models:
-        return {}
-    code = bundles.function_code(root)
     runtime_layers: dict[tuple[str, str], aws.lambda_.LayerVersion] = {}
     environment = {}
     if config.api.cors is not None:
@@ -85,6 +87,7 @@ def _define_functions(
     for model in config.lambda_models:
         function = model.lambda_
         assert function is not None
+        bundle = function_bundles[model.name]
         key = (function.runtime, function.architecture)
         if key not in runtime_layers:
             # One runtime layer per runtime and architecture, shared by the functions.
@@ -94,7 +97,7 @@ def _define_functions(
             runtime_layers[key] = aws.lambda_.LayerVersion(
                 layer_name,
                 layer_name=layer_name,
-                code=bundles.runtime_layer(root, function.runtime, function.architecture),
+                code=bundle.runtime_layer,
                 compatible_runtimes=[function.runtime],
                 compatible_architectures=[function.architecture],
                 opts=opts,
@@ -109,14 +112,15 @@ def _define_functions(
                 kms_key_arn=config.artifact_store.kms_key_arn,
             )
         else:
-            delivery = bundles.model_layer(artifact)
+            assert bundle.model_layer is not None
+            delivery = bundle.model_layer
         name = f"{prefix}-{model.name}"
         lambda_model = LambdaModel(
             name,
             LambdaModelArgs(
                 function_name=name,
                 config=function,
-                code=code,
+                code=bundle.code,
                 runtime_layer_arn=runtime_layers[key].arn,
                 model=delivery,
                 model_dir=bundles.model_dir(model.name),

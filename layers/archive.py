@@ -104,11 +104,13 @@ def cached_zip(
     `build` writes the zip and returns notes kept beside it (what was pruned, ...).
     """
     key = cache_key(name, inputs)
-    out = cache_dir / f"{name}-{key[:16]}.zip"
+    out = zip_path(cache_dir, name, key)
     info_path = out.with_suffix(".json")
     cached = out.is_file() and info_path.is_file() and not force
     if cached:
         info = json.loads(info_path.read_text(encoding="utf-8"))
+        # Most recently used, not built, is what _drop_old_builds keeps.
+        os.utime(out)
     else:
         notes = build(out)
         zipped, unzipped, entries = zip_sizes(out)
@@ -126,6 +128,24 @@ def cached_zip(
         tmp.write_text(json.dumps(info, indent=2, sort_keys=True) + "\n", encoding="utf-8")
         os.replace(tmp, info_path)
         _drop_old_builds(cache_dir, name, keep=KEEP_BUILDS)
+    return _built(name, out, key, info, cached=cached)
+
+
+def find_zip(cache_dir: Path, name: str, inputs: Mapping[str, Any]) -> Built | None:
+    """The zip `cached_zip` would return for `inputs`, if it is built; never builds."""
+    key = cache_key(name, inputs)
+    out = zip_path(cache_dir, name, key)
+    info_path = out.with_suffix(".json")
+    if not (out.is_file() and info_path.is_file()):
+        return None
+    return _built(name, out, key, json.loads(info_path.read_text(encoding="utf-8")), cached=True)
+
+
+def zip_path(cache_dir: Path, name: str, key: str) -> Path:
+    return cache_dir / f"{name}-{key[:16]}.zip"
+
+
+def _built(name: str, out: Path, key: str, info: Mapping[str, Any], *, cached: bool) -> Built:
     return Built(
         name=name,
         path=out,
@@ -135,7 +155,7 @@ def cached_zip(
         sha256=str(info["sha256"]),
         cached=cached,
         key=key,
-        info=info,
+        info=dict(info),
     )
 
 

@@ -13,9 +13,10 @@ from typing import Literal
 
 from layers.archive import Built
 from layers.budget import Budget, Part, check_budget
-from layers.function import build_function_zip
-from layers.model import MOUNT, build_model_layer, s3_objects
-from layers.runtime import build_runtime_layer
+from layers.errors import NotBuiltError, PackagingError
+from layers.function import build_function_zip, find_function_zip
+from layers.model import MOUNT, build_model_layer, find_model_layer, s3_objects
+from layers.runtime import build_runtime_layer, find_runtime_layer
 from layers.targets import DEFAULT_ARCH, DEFAULT_RUNTIME, Target
 from model_runtime.manifest import Manifest
 
@@ -50,14 +51,16 @@ def package(
     root: Path | None = None,
     cache_dir: Path | None = None,
     force: bool = False,
+    build: bool = True,
 ) -> PackageResult:
     """Build (or find in the cache) everything one Lambda function needs.
 
-    Raises PackagingError for a bad target, delivery or artifact, and BudgetError (its
-    message is the size table and what to change) when Lambda's limits are exceeded.
+    With `build=False` the zips are only looked up, never built (no pip, no network):
+    what a deploy does with packages built beforehand; NotBuiltError names what is
+    missing. Raises PackagingError for a bad target, delivery or artifact, and
+    BudgetError (its message is the size table and what to change) when Lambda's limits
+    are exceeded.
     """
-    from layers.errors import PackagingError
-
     if delivery not in DELIVERIES:
         raise PackagingError(f"delivery {delivery!r} is unknown; allowed: {', '.join(DELIVERIES)}")
     target = Target.of(runtime, arch)
@@ -65,16 +68,22 @@ def package(
     cache_dir = cache_dir or root / "build" / "package"
     model_dir = Path(model_dir)
     manifest = Manifest.load(model_dir)
-    function = build_function_zip(target, root, cache_dir, force=force)
-    runtime_layer = build_runtime_layer(target, root, cache_dir, force=force)
+    if build:
+        function = build_function_zip(target, root, cache_dir, force=force)
+        runtime_layer = build_runtime_layer(target, root, cache_dir, force=force)
+        model_layer = (
+            build_model_layer(model_dir, cache_dir, force=force) if delivery == "layer" else None
+        )
+    else:
+        function, runtime_layer, model_layer = _look_up(
+            target, root, cache_dir, model_dir, manifest.name, delivery
+        )
     parts = [
         _part("function code", "function", function),
         _part(runtime_layer.name, "layer", runtime_layer),
     ]
-    model_layer = None
     objects = None
-    if delivery == "layer":
-        model_layer = build_model_layer(model_dir, cache_dir, force=force)
+    if model_layer is not None:
         parts.append(_part(model_layer.name, "layer", model_layer))
         model_uri = f"{MOUNT}/{manifest.name}"
     else:
@@ -87,6 +96,31 @@ def package(
     return PackageResult(
         target, manifest, function, runtime_layer, model_layer, objects, model_uri, budget
     )
+
+
+def _look_up(
+    target: Target, root: Path, cache_dir: Path, model_dir: Path, name: str, delivery: Delivery
+) -> tuple[Built, Built, Built | None]:
+    function = find_function_zip(target, root, cache_dir)
+    runtime_layer = find_runtime_layer(target, root, cache_dir)
+    model_layer = find_model_layer(model_dir, cache_dir) if delivery == "layer" else None
+    missing = [
+        what
+        for what, built in (
+            ("the function zip", function),
+            (f"the {target} runtime layer", runtime_layer),
+            (f"the model layer of {name}", model_layer or delivery == "s3"),
+        )
+        if not built
+    ]
+    if missing:
+        raise NotBuiltError(
+            f"not built for the current sources in {cache_dir}: {', '.join(missing)}; build"
+            f" them with `inferstack package {model_dir} --runtime {target.runtime} --arch"
+            f" {target.arch} --delivery {delivery}`"
+        )
+    assert function is not None and runtime_layer is not None
+    return function, runtime_layer, model_layer
 
 
 def project_root() -> Path:

@@ -9,3 +9,7 @@ class PackagingError(Exception):
 
 class BudgetError(PackagingError):
     """The function and its layers do not fit Lambda's limits; the message holds the table."""
+
+
+class NotBuiltError(PackagingError):
+    """A zip the caller only looks up (never builds) is not in the build cache."""

@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from layers.archive import Built, cached_zip, tree_files, write_zip
+from layers.archive import Built, cached_zip, find_zip, tree_files, write_zip
 from layers.bytecode import compile_tree, find_interpreter
 from layers.errors import PackagingError
 from layers.targets import Target
@@ -51,11 +51,7 @@ def build_function_zip(
 ) -> Built:
     files = function_files(root)
     interpreter = find_interpreter(target.python_version)
-    inputs = {
-        "python": target.python_version,
-        "files": {name: sha256_file(path) for name, path in sorted(files.items())},
-        "bytecode": bool(interpreter),
-    }
+    inputs = _inputs(target, files, interpreter)
 
     def build(out: Path) -> dict[str, Any]:
         with tempfile.TemporaryDirectory(prefix="function-") as tmp:
@@ -68,7 +64,26 @@ def build_function_zip(
             write_zip(tree_files(task), out)
         return {"modules": sorted(files), "bytecode": str(interpreter) if interpreter else None}
 
-    return cached_zip(cache_dir, f"function-{target.runtime}", inputs, build, force=force)
+    return cached_zip(cache_dir, function_zip_name(target), inputs, build, force=force)
+
+
+def find_function_zip(target: Target, root: Path, cache_dir: Path) -> Built | None:
+    """The function zip of the current sources, if built (see build_function_zip)."""
+    files = function_files(root)
+    inputs = _inputs(target, files, find_interpreter(target.python_version))
+    return find_zip(cache_dir, function_zip_name(target), inputs)
+
+
+def function_zip_name(target: Target) -> str:
+    return f"function-{target.runtime}"
+
+
+def _inputs(target: Target, files: dict[str, Path], interpreter: Path | None) -> dict[str, Any]:
+    return {
+        "python": target.python_version,
+        "files": {name: sha256_file(path) for name, path in sorted(files.items())},
+        "bytecode": bool(interpreter),
+    }
 
 
 def _module_of(root: Path, path: Path) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from layers.archive import Built, cached_zip, write_zip
+from layers.archive import Built, cached_zip, find_zip, write_zip
 from model_runtime.manifest import MANIFEST_FILE, Manifest, sha256_file, verify_artifact
 
 LAYER_ROOT = "models"
@@ -26,14 +26,28 @@ def model_files(model_dir: Path) -> tuple[Manifest, dict[str, Path]]:
 
 def build_model_layer(model_dir: Path, cache_dir: Path, *, force: bool = False) -> Built:
     manifest, files = model_files(model_dir)
-    inputs = {name: sha256_file(path) for name, path in files.items()}
+    inputs = _inputs(files)
 
     def build(out: Path) -> dict[str, Any]:
         root = f"{LAYER_ROOT}/{manifest.name}"
         write_zip({f"{root}/{name}": path for name, path in files.items()}, out)
         return {"model": manifest.name, "mount": f"{MOUNT}/{manifest.name}"}
 
-    return cached_zip(cache_dir, f"model-{manifest.name}", inputs, build, force=force)
+    return cached_zip(cache_dir, model_layer_name(manifest.name), inputs, build, force=force)
+
+
+def find_model_layer(model_dir: Path, cache_dir: Path) -> Built | None:
+    """The model layer of the artifact as it is now, if built (see build_model_layer)."""
+    manifest, files = model_files(model_dir)
+    return find_zip(cache_dir, model_layer_name(manifest.name), _inputs(files))
+
+
+def model_layer_name(model: str) -> str:
+    return f"model-{model}"
+
+
+def _inputs(files: dict[str, Path]) -> dict[str, str]:
+    return {name: sha256_file(path) for name, path in files.items()}
 
 
 def s3_objects(model_dir: Path, prefix: str) -> dict[str, Path]:

@@ -9,7 +9,9 @@ target Python, check every native library's architecture, zip deterministically.
 
 from __future__ import annotations
 
+import functools
 import json
+import os
 import re
 import subprocess
 import sys
@@ -22,7 +24,7 @@ from importlib import metadata
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from layers.archive import Built, cache_key, cached_zip, tree_files, write_zip
+from layers.archive import Built, cache_key, cached_zip, find_zip, tree_files, write_zip
 from layers.bytecode import compile_tree, find_interpreter
 from layers.elf import foreign_binaries
 from layers.errors import PackagingError
@@ -77,19 +79,37 @@ class Wheel:
 
 def runtime_requirements(root: Path) -> list[str]:
     """The `[project].dependencies` of pyproject.toml: what the runtime needs, no extras."""
-    project = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    path = root / "pyproject.toml"
+    if not path.is_file():
+        raise PackagingError(
+            f"no {path}: the runtime's requirements are its [project] dependencies"
+        )
+    project = tomllib.loads(path.read_text(encoding="utf-8"))["project"]
     return sorted(project["dependencies"])
 
 
 def environment_pins() -> list[str]:
     """`name==version` for every distribution installed here: the layer ships the
     versions the tests ran against."""
+    return list(_pins(_installed_state()))
+
+
+def _installed_state() -> tuple[tuple[str, int], ...]:
+    # Installing or removing a distribution changes its site directory's mtime.
+    return tuple(
+        (entry, os.stat(entry).st_mtime_ns) for entry in sys.path if entry and os.path.isdir(entry)
+    )
+
+
+@functools.cache
+def _pins(_state: tuple[tuple[str, int], ...]) -> tuple[str, ...]:
+    # Reading every distribution's metadata takes ~0.1 s; a deploy asks once per function.
     pins: dict[str, str] = {}
     for dist in metadata.distributions():
         name = dist.metadata["Name"]
         if name and "+" not in dist.version and _normalize(name) != "inferstack":
             pins.setdefault(_normalize(name), f"{name}=={dist.version}")
-    return sorted(pins.values())
+    return tuple(sorted(pins.values()))
 
 
 def build_runtime_layer(
@@ -107,12 +127,7 @@ def build_runtime_layer(
     wheels = resolve(target, requirements, pins, cache_dir)
     kept = kept_wheels(wheels, target)
     interpreter = find_interpreter(target.python_version) if compile_bytecode else None
-    inputs = {
-        "target": str(target),
-        "wheels": sorted(f"{wheel.filename}:{wheel.sha256}" for wheel in kept),
-        "prune": PRUNE_RULES,
-        "bytecode": bool(interpreter),
-    }
+    inputs = layer_inputs(target, kept, interpreter)
 
     def build(out: Path) -> dict[str, Any]:
         wheel_dir = cache_dir / "wheels" / f"{target.runtime}-{target.arch}"
@@ -147,18 +162,50 @@ def build_runtime_layer(
             "bytecode": f"{interpreter} (unchecked-hash)" if interpreter else None,
         }
 
-    name = f"runtime-{target.runtime}-{target.arch}"
-    return cached_zip(cache_dir, name, inputs, build, force=force)
+    return cached_zip(cache_dir, runtime_layer_name(target), inputs, build, force=force)
+
+
+def find_runtime_layer(target: Target, root: Path, cache_dir: Path) -> Built | None:
+    """The runtime layer `build_runtime_layer(target, root, cache_dir)` would return, if it
+    is built; never resolves, downloads or builds (no network)."""
+    lock = lock_path(target, runtime_requirements(root), environment_pins(), cache_dir)
+    if not lock.is_file():
+        return None
+    kept = kept_wheels(read_lock(lock), target)
+    inputs = layer_inputs(target, kept, find_interpreter(target.python_version))
+    return find_zip(cache_dir, runtime_layer_name(target), inputs)
+
+
+def runtime_layer_name(target: Target) -> str:
+    return f"runtime-{target.runtime}-{target.arch}"
+
+
+def layer_inputs(target: Target, kept: list[Wheel], interpreter: Path | None) -> dict[str, Any]:
+    """What the runtime layer's cache key is made of."""
+    return {
+        "target": str(target),
+        "wheels": sorted(f"{wheel.filename}:{wheel.sha256}" for wheel in kept),
+        "prune": PRUNE_RULES,
+        "bytecode": bool(interpreter),
+    }
+
+
+def lock_path(target: Target, requirements: list[str], pins: list[str], cache_dir: Path) -> Path:
+    key = cache_key("lock", {"target": str(target), "requirements": requirements, "pins": pins})
+    return cache_dir / "locks" / f"{target.runtime}-{target.arch}-{key[:16]}.json"
+
+
+def read_lock(lock: Path) -> list[Wheel]:
+    return [Wheel(**item) for item in json.loads(lock.read_text(encoding="utf-8"))]
 
 
 def resolve(
     target: Target, requirements: list[str], pins: list[str], cache_dir: Path
 ) -> list[Wheel]:
     """The wheels pip picks for `target`, from a lock cached by (requirements, pins)."""
-    key = cache_key("lock", {"target": str(target), "requirements": requirements, "pins": pins})
-    lock = cache_dir / "locks" / f"{target.runtime}-{target.arch}-{key[:16]}.json"
+    lock = lock_path(target, requirements, pins, cache_dir)
     if lock.is_file():
-        return [Wheel(**item) for item in json.loads(lock.read_text(encoding="utf-8"))]
+        return read_lock(lock)
     with tempfile.TemporaryDirectory(prefix="resolve-") as tmp:
         constraints = Path(tmp) / "constraints.txt"
         constraints.write_text("\n".join(pins) + "\n", encoding="utf-8")

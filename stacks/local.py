@@ -1,8 +1,10 @@
 """LocalStack on this machine: the whole Lambda path, no cloud account.
 
 Both delivery paths are exercised: `digits` ships as a Lambda layer, `digits-int8` is
-downloaded from the artifact bucket at cold start. No provisioned concurrency and no GPU
-endpoint: LocalStack community emulates neither Application Auto Scaling nor Kubernetes.
+downloaded from the artifact bucket at cold start. `minilm-int8` (text in, sentence
+embeddings out) ships as a layer too: ~37 MB unzipped beside the ~115 MB runtime layer,
+well inside Lambda's 250 MB. No provisioned concurrency and no GPU endpoint: LocalStack
+community emulates neither Application Auto Scaling nor Kubernetes.
 """
 
 from stacks.schema import (
@@ -19,6 +21,12 @@ STACK = StackConfig(
     models=[
         ModelConfig(name="digits", delivery="layer", lambda_=LambdaConfig(memory_mb=1024)),
         ModelConfig(name="digits-int8", delivery="s3", lambda_=LambdaConfig(memory_mb=1024)),
+        # A transformer: more memory is more vCPU on Lambda; cold start loads ~37 MB.
+        ModelConfig(
+            name="minilm-int8",
+            delivery="layer",
+            lambda_=LambdaConfig(memory_mb=2048, timeout_s=15),
+        ),
     ],
     artifact_store=ArtifactStoreConfig(force_destroy=True),
     api=ApiConfig(stage="local", throttle_rate_rps=1000, throttle_burst=2000),

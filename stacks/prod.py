@@ -77,6 +77,11 @@ STACK = StackConfig(
             delivery="s3",
             lambda_=LambdaConfig(memory_mb=1024, timeout_s=15, reserved_concurrency=50),
         ),
+        ModelConfig(
+            name="minilm-int8",
+            delivery="layer",
+            lambda_=LambdaConfig(memory_mb=2048, timeout_s=15, reserved_concurrency=50),
+        ),
     ],
     artifact_store=ArtifactStoreConfig(encryption="aws:kms", noncurrent_version_expiry_days=90),
     api=ApiConfig(

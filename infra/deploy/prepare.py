@@ -1,33 +1,30 @@
-"""Build what a stack deploys and is missing: model artifacts and Lambda runtime layers.
+"""Build what a stack deploys and is missing: model artifacts, then each function's
+packages (function zip, runtime layer, model layer), checked against Lambda's limits.
 
-Both are cached by their builders (a model by its declaration's source hash, a layer zip
-by its wheels), so on a built tree this costs a few file hashes.
+Everything is cached by its builder (a model by its declaration's source hash, a zip by
+its inputs), so on a built tree this costs a few file hashes. The Pulumi program then
+finds these zips (infra/bundles.py); it never builds them itself.
 """
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
 from rich.console import Console
 
-from infra import bundles
 from model_runtime.manifest import MANIFEST_FILE
 from model_runtime.spec import BUILTIN_MODELS
 from stacks.schema import StackConfig
 
 Echo = Callable[[str], None]
 QUANTIZED_SUFFIX = "-int8"
-_LAYER_STAMP = ".inferstack-zip-sha256"
 
 
 def prepare(config: StackConfig, root: Path, echo: Echo, console: Console) -> list[str]:
-    """Build the stack's missing artifacts and layers; returns what was built."""
+    """Build the stack's missing artifacts and packages; returns what was built."""
     built = build_models(config, root, echo, console)
-    built += build_runtime_layers(config, root, echo)
+    built += build_packages(config, root, echo)
     return built
 
 
@@ -56,37 +53,27 @@ def build_models(config: StackConfig, root: Path, echo: Echo, console: Console) 
     return built
 
 
-def build_runtime_layers(config: StackConfig, root: Path, echo: Echo) -> list[str]:
-    """The runtime layer zip (layers/ builder), and while infra/bundles.py still takes the
-    layer as a directory, that zip unpacked where bundles looks for it."""
-    from layers.runtime import build_runtime_layer
-    from layers.targets import Target
+def build_packages(config: StackConfig, root: Path, echo: Echo) -> list[str]:
+    """Each Lambda function's zips (layers/ builders, cached), and its size budget: a
+    function over Lambda's limits stops here (BudgetError), before anything deploys."""
+    from layers.cli import package
 
-    targets = sorted(
-        {(m.lambda_.runtime, m.lambda_.architecture) for m in config.models if m.lambda_}
-    )
-    built: list[str] = []
-    for runtime, arch in targets:
-        layer = build_runtime_layer(Target.of(runtime, arch), root, root / "build" / "package")
-        if not layer.cached:
-            built.append(layer.name)
-        layer_dir = getattr(bundles, "runtime_layer_dir", None)
-        if layer_dir is None:
-            continue
-        directory = Path(layer_dir(root, runtime, arch))
-        stamp = directory / _LAYER_STAMP
-        if stamp.is_file() and stamp.read_text(encoding="utf-8").strip() == layer.sha256:
-            continue
-        echo(f"unpacking the {runtime}/{arch} runtime layer into {directory}")
-        directory.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}-", dir=directory.parent))
-        try:
-            with zipfile.ZipFile(layer.path) as archive:
-                archive.extractall(staging)
-            (staging / _LAYER_STAMP).write_text(layer.sha256 + "\n", encoding="utf-8")
-            shutil.rmtree(directory, ignore_errors=True)
-            staging.rename(directory)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-        built.append(f"{layer.name} (unpacked)")
-    return built
+    built: dict[str, None] = {}
+    for model in config.lambda_models:
+        function = model.lambda_
+        assert function is not None
+        directory = root / model.artifact_dir
+        if not (directory / MANIFEST_FILE).is_file():
+            continue  # the program's load_artifact names the artifact and how to build it
+        result = package(
+            directory,
+            function.runtime,
+            function.architecture,
+            model.delivery,
+            root=root,
+        )
+        for part in [result.function, *result.layers]:
+            if not part.cached and part.name not in built:
+                echo(f"built {part.name} ({part.zipped_bytes / 1_048_576:.1f} MB zipped)")
+                built[part.name] = None
+    return list(built)

@@ -17,7 +17,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from infra.deploy.prepare import build_runtime_layers
+from infra.deploy.prepare import build_packages
 from model_runtime.manifest import MODEL_FILE, Manifest, hash_files
 from stacks.schema import StackConfig
 
@@ -33,9 +33,9 @@ def stage_root(
     handler: str | None = None,
 ) -> Path:
     """A project tree the Pulumi program reads, under `root`: the repository's code, these
-    artifacts as build/models/<name>, the runtime layer (built or taken from the shared
-    cache under the repository's build/), and optionally `handler` as functions/handler.py
-    (the repository's handler is then functions/production.py)."""
+    artifacts as build/models/<name>, optionally `handler` as functions/handler.py (the
+    repository's handler is then functions/production.py), and the packages `inferstack
+    up` builds before it deploys (in the repository's build/package cache, shared)."""
     root.mkdir(parents=True, exist_ok=True)
     for name in ("model_runtime", "pyproject.toml"):
         (root / name).symlink_to(REPO / name)
@@ -46,13 +46,17 @@ def stage_root(
         shutil.copyfile(REPO / "functions" / "handler.py", root / "functions" / "production.py")
         (root / "functions" / "handler.py").write_text(handler, encoding="utf-8")
     (root / "build" / "models").mkdir(parents=True)
-    for shared in ("package", "layers"):
-        (REPO / "build" / shared).mkdir(parents=True, exist_ok=True)
-        (root / "build" / shared).symlink_to(REPO / "build" / shared)
+    (REPO / "build" / "package").mkdir(parents=True, exist_ok=True)
+    (root / "build" / "package").symlink_to(REPO / "build" / "package")
     for name, directory in artifacts.items():
         (root / "build" / "models" / name).symlink_to(directory)
-    build_runtime_layers(config, root, echo=lambda _message: None)
+    package(config, root)
     return root
+
+
+def package(config: StackConfig, root: Path) -> None:
+    """What `inferstack up` does before it deploys: build the stack's packages (cached)."""
+    build_packages(config, root, echo=lambda _message: None)
 
 
 def _no_bytecode(_directory: str, names: list[str]) -> set[str]:

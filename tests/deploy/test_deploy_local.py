@@ -1,6 +1,7 @@
 """The local stack (stacks/local.py, deployed under the stack name `t-local` so that a
 developer's own `local` deployment is left alone) on LocalStack through the in-process
-engine, and called over real HTTP through API Gateway.
+engine, and called over real HTTP through API Gateway: digits (image in, class out) and
+MiniLM (text in, sentence embeddings out).
 
 The tests run in file order: the last ones change the model, then take the stack down.
 """
@@ -16,7 +17,15 @@ import httpx
 import numpy as np
 import pytest
 import tritonclient.http as triton
-from deploy_helpers import infer_body, leftovers, outputs_of, perturb_model, stage_root
+from deploy_helpers import (
+    infer_body,
+    json_error,
+    leftovers,
+    outputs_of,
+    package,
+    perturb_model,
+    stage_root,
+)
 from fastapi.testclient import TestClient
 
 from infra.deploy import Summary, down, status, up
@@ -26,12 +35,22 @@ from infra.stack_loader import load_stack
 from model_runtime.app import create_app
 from model_runtime.engine import Engine
 from model_runtime.manifest import MANIFEST_FILE, Manifest
+from model_runtime.reference_models.minilm import MAX_TOKENS
 from stacks.schema import StackConfig
 
 pytestmark = pytest.mark.integration
 
 STACK = "t-local"
-MODELS = ["digits", "digits-int8"]
+DIGITS = ["digits", "digits-int8"]
+TEXT = "minilm-int8"
+MODELS = [*DIGITS, TEXT]
+TEXTS = [
+    "A man is eating food.",
+    "How do I reset my password if I no longer have access to my email?",
+    "Der schnelle braune Fuchs springt über den faulen Hund.",
+    # ~540 tokens: cut at MAX_TOKENS, and the response says so.
+    " ".join(["the quick brown fox jumps over the lazy dog"] * 60),
+]
 
 
 @dataclass(frozen=True)
@@ -48,6 +67,7 @@ def deployed(
     endpoint: str,
     digits_dir: Path,
     digits_int8_dir: Path,
+    minilm_int8_dir: Path,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Deployed]:
     base = tmp_path_factory.mktemp(STACK)
@@ -55,6 +75,7 @@ def deployed(
     artifacts = {
         "digits": Path(shutil.copytree(digits_dir, base / "models" / "digits")),
         "digits-int8": Path(shutil.copytree(digits_int8_dir, base / "models" / "digits-int8")),
+        TEXT: minilm_int8_dir,
     }
     config = load_stack("local")
     root = stage_root(base / "root", config, artifacts)
@@ -102,7 +123,7 @@ def test_health_through_api_gateway(http: httpx.Client) -> None:
         assert http.get(f"/v2/models/{model}/ready").status_code == 200
 
 
-@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("model", DIGITS)
 def test_predictions_equal_the_in_process_engine(
     http: httpx.Client, deployed: Deployed, digits_images: np.ndarray, model: str
 ) -> None:
@@ -124,6 +145,39 @@ def test_model_metadata_matches_the_manifest(
     assert [i["name"] for i in metadata["inputs"]] == [i.name for i in manifest.inputs]
     assert [o["name"] for o in metadata["outputs"]] == [o.name for o in manifest.outputs]
     assert metadata == in_process.get(f"/v2/models/{model}").json()
+
+
+def text_body(texts: list[str]) -> dict[str, object]:
+    return {"inputs": [{"name": "text", "shape": [len(texts)], "datatype": "BYTES", "data": texts}]}
+
+
+def test_minilm_embeddings_equal_the_in_process_engine(
+    http: httpx.Client, in_process: TestClient, deployed: Deployed
+) -> None:
+    served = http.post(f"/v2/models/{TEXT}/infer", json=text_body(TEXTS))
+    embeddings = outputs_of(served)["embedding"]
+    expected = Engine.load(deployed.artifacts[TEXT]).infer({"text": np.array(TEXTS, dtype=object)})
+    assert embeddings.shape == expected["embedding"].shape == (len(TEXTS), 384)
+    cosine = np.sum(embeddings * expected["embedding"], axis=1) / (
+        np.linalg.norm(embeddings, axis=1) * np.linalg.norm(expected["embedding"], axis=1)
+    )
+    assert cosine.min() >= 0.9999, cosine
+    # The over-long text is cut at MAX_TOKENS tokens, and the response says which one.
+    parameters = served.json()["parameters"]
+    assert parameters == {"truncated": True, "max_tokens": MAX_TOKENS, "truncated_items": "3"}
+    local = in_process.post(f"/v2/models/{TEXT}/infer", json=text_body(TEXTS))
+    assert local.json()["parameters"] == parameters
+
+
+def test_an_empty_text_is_a_400_json_like_in_process(
+    http: httpx.Client, in_process: TestClient
+) -> None:
+    body = text_body(["fine", ""])
+    served = http.post(f"/v2/models/{TEXT}/infer", json=body)
+    local = in_process.post(f"/v2/models/{TEXT}/infer", json=body)
+    assert served.status_code == 400
+    assert json_error(served) == local.json()
+    assert "item 1 is empty" in served.json()["error"]
 
 
 def test_tritonclient_through_api_gateway(deployed: Deployed, digits_images: np.ndarray) -> None:
@@ -210,6 +264,7 @@ def test_a_model_change_redeploys_only_what_depends_on_it(
     before = outputs_of(http.post("/v2/models/digits/infer", json=infer_body(images)))
     perturb_model(deployed.artifacts["digits"])
 
+    package(deployed.config, deployed.root)  # as `inferstack up` does before deploying
     summary = up(STACK, config=deployed.config, root=deployed.root)
 
     prefix = f"inferstack-{STACK}"
@@ -225,7 +280,7 @@ def test_a_model_change_redeploys_only_what_depends_on_it(
     assert summary.names("delete") == summary.names("replace")
     # The API points at the `live` alias, so it needs no redeployment.
     assert f"{prefix}-api-deployment" in summary.names("same")
-    assert f"{prefix}-digits-int8" in summary.names("same")
+    assert {f"{prefix}-digits-int8", f"{prefix}-{TEXT}"} <= summary.names("same")
 
     after = outputs_of(http.post("/v2/models/digits/infer", json=infer_body(images)))
     expected = Engine.load(deployed.artifacts["digits"]).infer({"image": images})

@@ -1,15 +1,31 @@
-"""A stand-in project tree for running the Pulumi program without built models.
+"""A stand-in project tree for running the Pulumi program without built models or wheels.
 
 Real manifests over a few bytes of "model": the program checks every sha256 before it
 declares anything, so these artifacts pass the same integrity checks a built one does.
+The packages the program looks up are made by the layers/ builders' own cache code: the
+function zip and model layers really built (from the stand-in files, in milliseconds),
+the runtime layer a placeholder zip filed under the key of an empty lock.
 """
 
 from __future__ import annotations
 
+import zipfile
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
-from infra.bundles import runtime_layer_dir
+from layers.archive import cached_zip
+from layers.bytecode import find_interpreter
+from layers.function import build_function_zip
+from layers.model import build_model_layer
+from layers.runtime import (
+    environment_pins,
+    layer_inputs,
+    lock_path,
+    runtime_layer_name,
+    runtime_requirements,
+)
+from layers.targets import Target
 from model_runtime.manifest import MODEL_FILE, Manifest, hash_files
 from stacks.schema import StackConfig
 
@@ -57,12 +73,36 @@ def stage_project(root: Path, configs: list[StackConfig]) -> Path:
         (root / package).mkdir(parents=True, exist_ok=True)
         (root / package / "__init__.py").write_text("")
     (root / "functions" / "handler.py").write_text("def handler(event, context): ...\n")
+    (root / "pyproject.toml").write_text('[project]\nname = "staged"\ndependencies = []\n')
     for config in configs:
         for model in config.models:
             if not (root / model.artifact_dir / "manifest.json").exists():
                 write_artifact(root / model.artifact_dir, model.name)
         for model in config.lambda_models:
             assert model.lambda_ is not None
-            layer = runtime_layer_dir(root, model.lambda_.runtime, model.lambda_.architecture)
-            (layer / "python").mkdir(parents=True, exist_ok=True)
+            target = Target.of(model.lambda_.runtime, model.lambda_.architecture)
+            stage_packages(root, target, root / model.artifact_dir, model.delivery)
     return root
+
+
+def stage_packages(root: Path, target: Target, model_dir: Path, delivery: str) -> None:
+    """The zips `inferstack up` would have built for one function, without any wheel."""
+    cache = package_dir(root)
+    build_function_zip(target, root, cache)
+    if delivery == "layer":
+        build_model_layer(model_dir, cache)
+    lock = lock_path(target, runtime_requirements(root), environment_pins(), cache)
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    lock.write_text("[]\n")
+    inputs = layer_inputs(target, [], find_interpreter(target.python_version))
+    cached_zip(cache, runtime_layer_name(target), inputs, _placeholder_layer)
+
+
+def package_dir(root: Path) -> Path:
+    return root / "build" / "package"
+
+
+def _placeholder_layer(out: Path) -> dict[str, Any]:
+    with zipfile.ZipFile(out, "w") as archive:
+        archive.writestr("python/placeholder.py", "# the runtime's dependencies go here\n")
+    return {}

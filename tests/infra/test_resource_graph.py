@@ -8,6 +8,7 @@ AWS-shaped ARNs and ids, so inputs built from other resources' outputs are reali
 from __future__ import annotations
 
 import json
+import zipfile
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -32,6 +33,11 @@ def counts(evaluation: Evaluation) -> Counter[str]:
     return Counter(resource.type for resource in evaluation.resources)
 
 
+def zip_names(archive: pulumi.FileArchive) -> list[str]:
+    with zipfile.ZipFile(archive.path) as built:
+        return sorted(built.namelist())
+
+
 def function_named(evaluation: Evaluation, name: str) -> Registered:
     return next(
         fn for fn in evaluation.of_type("aws:lambda/function:Function") if fn.inputs["name"] == name
@@ -42,12 +48,13 @@ def test_local_stack_declares_the_lambda_path_and_nothing_localstack_cannot_emul
     evaluations: dict[str, Evaluation],
 ) -> None:
     local = counts(evaluations["local"])
-    assert local["aws:lambda/function:Function"] == 2
-    assert local["aws:lambda/alias:Alias"] == 2
+    # digits (layer), digits-int8 (S3), minilm-int8 (layer).
+    assert local["aws:lambda/function:Function"] == 3
+    assert local["aws:lambda/alias:Alias"] == 3
     assert local["aws:apigateway/restApi:RestApi"] == 1
     assert local["aws:s3/bucket:Bucket"] == 1
-    # One runtime layer shared by both functions, one model layer for the layer-delivered one.
-    assert local["aws:lambda/layerVersion:LayerVersion"] == 2
+    # One runtime layer shared by the functions, one model layer per layer-delivered model.
+    assert local["aws:lambda/layerVersion:LayerVersion"] == 3
     assert not [t for t in local if t.startswith(("kubernetes:", "pulumi:providers:kubernetes"))]
     assert not [t for t in local if t.startswith("aws:appautoscaling")]
     assert local["aws:apigateway/apiKey:ApiKey"] == 0
@@ -283,6 +290,7 @@ def test_stack_outputs(evaluations: dict[str, Evaluation]) -> None:
     assert prod["functions"] == {
         "digits": "inferstack-prod-digits",
         "digits-int8": "inferstack-prod-digits-int8",
+        "minilm-int8": "inferstack-prod-minilm-int8",
     }
     assert prod["gpuServices"] == {"digits": "digits.inferstack-prod-digits.svc.cluster.local:8080"}
     assert "apiKeys" not in evaluations["local"].outputs
@@ -312,10 +320,14 @@ def test_program_errors_surface_from_evaluate() -> None:
 
 
 def test_model_layer_ships_only_what_onnxruntime_needs(
-    tmp_path: Path, run_program: Callable[[StackConfig, str], Evaluation]
+    tmp_path: Path,
+    project_root: Path,
+    run_program: Callable[[StackConfig, str], Evaluation],
 ) -> None:
-    from infra_fakes import write_artifact
+    from infra_fakes import stage_packages, write_artifact
 
+    from infra.errors import ArtifactMissingError
+    from layers.targets import Target
     from model_runtime.manifest import BackendArtifact, hash_files
     from stacks.schema import LambdaConfig, ModelConfig
 
@@ -333,10 +345,13 @@ def test_model_layer_ships_only_what_onnxruntime_needs(
     ).write(directory)
     model = ModelConfig(name="digits", artifact=str(directory), lambda_=LambdaConfig())
     config = load_stack("local").model_copy(update={"models": [model]})
+    with pytest.raises(ArtifactMissingError, match="the model layer of digits"):
+        run_program(config, "local")  # what `inferstack up` builds first
+    stage_packages(project_root, Target.of(), directory, "layer")
     evaluation = run_program(config, "local")
 
     layer = evaluation.named("inferstack-local-digits-model")
-    assert sorted(layer.inputs["code"].assets) == [
+    assert zip_names(layer.inputs["code"]) == [
         "models/digits/manifest.json",
         "models/digits/model.onnx",
     ]
@@ -345,9 +360,10 @@ def test_model_layer_ships_only_what_onnxruntime_needs(
         for o in evaluation.of_type("aws:s3/bucketObjectv2:BucketObjectv2")
     }
     assert uploaded == {"manifest.json", "model.onnx", "model.pt2"}
-    code = function_named(evaluation, "inferstack-local-digits").inputs["code"].assets
+    code = zip_names(function_named(evaluation, "inferstack-local-digits").inputs["code"])
     assert "functions/handler.py" in code
-    assert all(name.endswith(".py") for name in code)
+    # Sources and their bytecode for the target Python, nothing else.
+    assert all(name.endswith((".py", ".pyc")) for name in code)
 
 
 def test_api_gateways_own_errors_have_the_apps_json_shape(stack: Evaluation) -> None:

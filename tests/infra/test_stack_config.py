@@ -5,6 +5,7 @@ finds stacks by Pulumi stack name. The last tests run the Pulumi program (and
 from __future__ import annotations
 
 import ast
+import json
 import subprocess
 import sys
 from collections.abc import Callable
@@ -12,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from infra_fakes import write_artifact
+from infra_fakes import package_dir, stage_project, write_artifact
 from pydantic import ValidationError
 
-from infra.errors import ArtifactMissingError, StackConfigError
+from infra.errors import ArtifactMissingError, PackageBudgetError, StackConfigError
 from infra.evaluate import Evaluation, evaluate
 from infra.program import define_stack
 from infra.stack_loader import available_stacks, describe_validation_error, load_stack
@@ -240,10 +241,36 @@ def test_artifact_problems_stop_the_program_before_any_resource(
         run_program(config.model_copy(update={"models": [tampered]}), "local")
 
 
-def test_a_missing_runtime_layer_is_named(tmp_path: Path) -> None:
-    write_artifact(tmp_path / "build" / "models" / "digits", "digits")
-    (tmp_path / "functions").mkdir()
-    (tmp_path / "functions" / "handler.py").write_text("")
-    config = stack_with(ModelConfig(name="digits", lambda_=LambdaConfig(architecture="arm64")))
-    with pytest.raises(ArtifactMissingError, match=r"python3\.12/arm64 runtime layer is not built"):
+def test_a_package_not_built_for_the_current_sources_is_named(tmp_path: Path) -> None:
+    built = stack_with(ModelConfig(name="digits", lambda_=LambdaConfig()))
+    stage_project(tmp_path, [built])
+    arm64 = stack_with(ModelConfig(name="digits", lambda_=LambdaConfig(architecture="arm64")))
+    with pytest.raises(ArtifactMissingError) as raised:
+        evaluate(lambda: define_stack(arm64, "t", tmp_path), "t")
+    message = str(raised.value)
+    assert "the python3.12/arm64 runtime layer" in message
+    assert "function zip" not in message and "model layer" not in message
+    # The commands that build it: the deploy's own, and the packaging step alone.
+    assert "`inferstack up --stack t`" in message
+    assert "inferstack package" in message and "--arch arm64" in message
+
+    # Changed code is not the code that was packaged.
+    (tmp_path / "functions" / "handler.py").write_text("def handler(event, context): 1\n")
+    with pytest.raises(
+        ArtifactMissingError,
+        match=r"not built for the current sources.*"
+        r"the function zip",
+    ):
+        evaluate(lambda: define_stack(built, "t", tmp_path), "t")
+
+
+def test_a_function_over_lambdas_size_limits_stops_the_program(tmp_path: Path) -> None:
+    config = stack_with(ModelConfig(name="digits", lambda_=LambdaConfig()))
+    stage_project(tmp_path, [config])
+    # The builders' record of the runtime layer says 300 MB unzipped (the zip itself is
+    # a placeholder): over Lambda's 250 MB with the code and model.
+    (info,) = package_dir(tmp_path).glob("runtime-python3.12-x86_64-*.json")
+    record = json.loads(info.read_text())
+    info.write_text(json.dumps({**record, "unzipped_bytes": 300 * 1_048_576}))
+    with pytest.raises(PackageBudgetError, match=r"(?s)model 'digits'.*over Lambda's 250\.0 MB"):
         evaluate(lambda: define_stack(config, "t", tmp_path), "t")

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import shutil
 import zipfile
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from layers.archive import sha256_file
-from layers.cli import project_root
-from layers.function import build_function_zip, function_files
-from layers.model import build_model_layer, s3_objects
+from layers.archive import Built, sha256_file
+from layers.cli import package, project_root
+from layers.errors import NotBuiltError
+from layers.function import build_function_zip, find_function_zip, function_files
+from layers.model import build_model_layer, find_model_layer, s3_objects
+from layers.runtime import find_runtime_layer
 from layers.targets import Target
 from model_runtime.errors import ArtifactIntegrityError
 from model_runtime.manifest import Manifest
@@ -77,3 +80,22 @@ def test_s3_objects_are_content_addressed(minilm_int8_dir: Path) -> None:
         f"{prefix}/model.onnx",
         f"{prefix}/tokenizer.json",
     ]
+
+
+def test_look_ups_find_exactly_what_was_built_and_never_build(
+    digits_dir: Path, runtime_layer: Built, cache_dir: Path, tmp_path: Path
+) -> None:
+    target = Target.of("python3.12", "x86_64")
+    cache = tmp_path / "cache"
+    with pytest.raises(NotBuiltError, match=r"the function zip, .*the model layer of digits"):
+        package(digits_dir, root=project_root(), cache_dir=cache, build=False)
+    assert not cache.exists() or not any(cache.glob("*.zip"))  # looked up, nothing built
+
+    function = build_function_zip(target, project_root(), cache)
+    layer = build_model_layer(digits_dir, cache)
+    assert find_function_zip(target, project_root(), cache) == replace(function, cached=True)
+    assert find_model_layer(digits_dir, cache) == replace(layer, cached=True)
+    # The shared cache's runtime layer, found by its lock (no pip, no network).
+    assert find_runtime_layer(target, project_root(), cache_dir) == replace(
+        runtime_layer, cached=True
+    )
