@@ -27,7 +27,6 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -78,16 +77,10 @@ def child_up(port: int) -> None:
 
 
 def run_up(port: int) -> dict[str, Any]:
+    from timing import run_child_json
+
     command = [sys.executable, __file__, "--child-up", "--port", str(port)]
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    started = time.perf_counter()
-    result = subprocess.run(command, stdout=subprocess.PIPE, text=True, env=env, cwd=REPO)
-    wall = time.perf_counter() - started
-    if result.returncode != 0:
-        raise SystemExit(f"`up` of stack {STACK!r} failed (exit {result.returncode})")
-    report: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
-    report["wall_s"] = wall
-    return report
+    return run_child_json(command, {**os.environ, "PYTHONPATH": str(REPO)}, REPO)
 
 
 def build_step(config: Any) -> dict[str, Any]:

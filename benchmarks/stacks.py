@@ -19,7 +19,6 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,6 +28,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from timing import run_child_json
 
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "build" / "bench" / "stacks.json"
@@ -59,14 +59,7 @@ def child(stack: str, root: Path) -> None:
 def run_once(stack: str, root: Path) -> dict[str, Any]:
     command = [sys.executable, __file__, "--child", stack, "--root", str(root)]
     env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONDONTWRITEBYTECODE": "1"}
-    start = time.perf_counter()
-    result = subprocess.run(command, capture_output=True, text=True, env=env, cwd=REPO)
-    wall = time.perf_counter() - start
-    if result.returncode != 0:
-        raise SystemExit(f"evaluating stack {stack!r} failed:\n{result.stderr}")
-    report: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
-    report["wall_s"] = wall
-    return report
+    return run_child_json(command, env, REPO)
 
 
 def stage(root: Path) -> Path:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import statistics
+import subprocess
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 
@@ -24,3 +27,16 @@ def measure(fn: Callable[[], Any], iterations: int, warmup: int = 10) -> dict[st
         "mean_ms": statistics.fmean(samples),
         "iterations": iterations,
     }
+
+
+def run_child_json(command: list[str], env: dict[str, str], cwd: Path) -> dict[str, Any]:
+    """Run a benchmark step in a fresh process; its last stdout line is a JSON report.
+    Adds `wall_s`, the whole process's wall time (imports included)."""
+    started = time.perf_counter()
+    result = subprocess.run(command, stdout=subprocess.PIPE, text=True, env=env, cwd=cwd)
+    wall = time.perf_counter() - started
+    if result.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed (exit {result.returncode})")
+    report: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
+    report["wall_s"] = wall
+    return report
