@@ -36,7 +36,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from model_runtime.spec import ModelSpec, resolve  # noqa: E402
+from model_build.spec import ModelSpec, resolve  # noqa: E402
 
 OUT_DIR = ROOT / "build" / "bench"
 
@@ -149,7 +149,7 @@ def _tensor(name: str, array: np.ndarray[Any, Any], datatype: str) -> dict[str, 
 
 
 def _digit_image() -> np.ndarray[Any, Any]:
-    from model_runtime.reference_models.digits import load_split
+    from model_build.reference_models.digits import load_split
 
     return load_split()[1][:1]
 
@@ -163,7 +163,7 @@ def build_artifact(name: str, directory: Path) -> Path:
     target = directory / name
     if (target / "manifest.json").exists() and (target / "model.pt2").exists():
         return target
-    from model_runtime.export import export_model
+    from model_build.export import export_model
 
     print(f"exporting {name} to {target} ...", flush=True)
     export_model(MODELS[name][0](), target, atol=1e-3, rtol=1e-2)

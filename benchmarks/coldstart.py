@@ -2,7 +2,7 @@
 
 Cold start = process spawn -> first successful response to an API Gateway event, with
 the packaged function zip + layers extracted into a Lambda-shaped tree and the handler
-run by pyenv's python3.12 in isolated mode (layers.local_lambda), for digits, MiniLM
+run by pyenv's python3.12 in isolated mode (localdev.lambda_runner), for digits, MiniLM
 fp32 and MiniLM int8. Beside them, the same MiniLM app served with the torch backend
 (same handler code, `import torch` + model.pt2 load; the venv's Python, since torch is
 not in any layer). Warm: p50/p99 of the model call on the same token tensors at batch
@@ -35,8 +35,8 @@ from rich.table import Table
 from timing import measure
 
 from layers.bytecode import find_interpreter
-from layers.cli import package, project_root
-from layers.local_lambda import LambdaTree, api_gateway_event, invoke
+from layers.package import package, project_root
+from localdev.lambda_runner import LambdaTree, api_gateway_event, invoke
 
 ROOT = project_root()
 OUT = ROOT / "build" / "bench" / "coldstart.json"
@@ -68,9 +68,9 @@ for line in sys.stdin:
 
 def build_models() -> dict[str, Path]:
     """digits, minilm and minilm-int8 artifacts (built once into build/bench/models)."""
-    from model_runtime.export import export_model
-    from model_runtime.quantize import quantize_artifact
-    from model_runtime.spec import resolve
+    from model_build.export import export_model
+    from model_build.quantize import quantize_artifact
+    from model_build.spec import resolve
 
     dirs = {name: MODELS / name for name in ("digits", "minilm", "minilm-int8")}
     for reference in ("digits", "minilm"):
@@ -89,7 +89,7 @@ def text_event(model: str, texts: list[str]) -> dict[str, Any]:
 
 
 def digits_event() -> dict[str, Any]:
-    from model_runtime.reference_models.digits import load_split
+    from model_build.reference_models.digits import load_split
 
     image = load_split()[1][:1]
     body = {
@@ -168,8 +168,8 @@ def torch_cold_starts(model_dir: Path, event: dict[str, Any], runs: int) -> dict
 def warm_latencies(dirs: dict[str, Path], iterations: int) -> dict[str, Any]:
     import torch
 
+    from model_build.reference_models.minilm import sentence_embedder, tokenize
     from model_runtime.engine import available_cpus, create_session
-    from model_runtime.reference_models.minilm import sentence_embedder, tokenize
 
     threads = available_cpus()
     torch.set_num_threads(threads)

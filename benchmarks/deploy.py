@@ -54,8 +54,8 @@ def child_up(port: int) -> None:
     started = time.perf_counter()
     from rich.console import Console
 
-    from infra.deploy import engine
-    from infra.deploy.prepare import prepare
+    from cli.prepare import prepare
+    from localdev.deploy import engine
 
     config = bench_config(port)
     imported = time.perf_counter()
@@ -86,7 +86,7 @@ def run_up(port: int) -> dict[str, Any]:
 def build_step(config: Any) -> dict[str, Any]:
     from rich.console import Console
 
-    from infra.deploy.prepare import prepare
+    from cli.prepare import prepare
 
     started = time.perf_counter()
     built = prepare(config, REPO, _say, Console(stderr=True))
@@ -118,7 +118,7 @@ def handler_latency(model_dir: Path, model: str, body: bytes, iterations: int) -
     from mangum import Mangum
     from timing import measure
 
-    from layers.local_lambda import api_gateway_event
+    from localdev.lambda_runner import api_gateway_event
     from model_runtime.app import create_app
     from model_runtime.settings import RuntimeSettings
 
@@ -149,8 +149,8 @@ def main() -> None:
         child_up(args.port)
         return
 
-    from infra.deploy import engine
-    from infra.localstack import manager
+    from localdev.deploy import engine
+    from localdev.localstack import manager
 
     config = bench_config(args.port)
     paths = manager.Paths(

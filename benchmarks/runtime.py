@@ -25,7 +25,7 @@ from rich.console import Console
 from rich.table import Table
 from timing import measure
 
-from layers.local_lambda import api_gateway_event
+from localdev.lambda_runner import api_gateway_event
 
 OUT = Path("build/bench/runtime.json")
 MODEL_DIR = Path("build/bench/models/digits")
@@ -41,9 +41,9 @@ def main() -> None:
 
     import torch
 
+    from model_build.export import export_model
+    from model_build.spec import resolve
     from model_runtime.engine import Engine, create_session
-    from model_runtime.export import export_model
-    from model_runtime.spec import resolve
 
     with console.status("training and exporting the digits model"):
         spec = resolve("digits").factory()

@@ -63,9 +63,8 @@ def run_once(stack: str, root: Path) -> dict[str, Any]:
 
 
 def stage(root: Path) -> Path:
-    from infra_fakes import stage_project
-
     from infra.stack_loader import load_stack
+    from tests.support.project import stage_project
 
     return stage_project(root, [load_stack(name) for name in STACKS])
 

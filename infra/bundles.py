@@ -38,7 +38,7 @@ def function_bundle(
     root: Path, model: ModelConfig, artifact: Artifact, stack: str
 ) -> FunctionBundle:
     """The built zips of `model`'s function, checked against Lambda's size limits."""
-    from layers.cli import package
+    from layers.package import package
 
     function = model.lambda_
     assert function is not None

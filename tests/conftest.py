@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from infra.localstack import manager
+from localdev.localstack import manager
+from model_build.export import export_model
+from model_build.quantize import quantize_artifact
+from model_build.spec import ModelSpec, resolve
 from model_runtime.engine import Engine
-from model_runtime.export import export_model
-from model_runtime.quantize import quantize_artifact
-from model_runtime.spec import ModelSpec, resolve
 
 
 @pytest.fixture(scope="session")
@@ -89,3 +89,18 @@ def localstack() -> Iterator[manager.Status]:
     finally:
         if not status.reused:  # leave a LocalStack someone else started alone
             manager.stop()
+
+
+# Each top-level test folder is one marker: `-m unit` is the fast lane (make check).
+FOLDER_MARKERS = ("unit", "integration", "gpu")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    tests_dir = Path(__file__).resolve().parent
+    for item in items:
+        folder = item.path.resolve().relative_to(tests_dir).parts[0]
+        if folder not in FOLDER_MARKERS:
+            raise pytest.UsageError(
+                f"{item.nodeid}: tests live under tests/unit, tests/integration or tests/gpu"
+            )
+        item.add_marker(folder)

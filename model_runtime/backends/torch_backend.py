@@ -11,14 +11,14 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from model_build.parity import Arrays, RunFn, compare, describe_failure
 from model_runtime.datatypes import to_numpy
 from model_runtime.errors import ArtifactError, BackendUnavailable, ExportError
 from model_runtime.manifest import BackendArtifact, TensorSpec
-from model_runtime.parity import Arrays, RunFn, compare, describe_failure
 
 if TYPE_CHECKING:
+    from model_build.spec import ModelSpec
     from model_runtime.backends import BackendOptions
-    from model_runtime.spec import ModelSpec
 
 TorchFormat = Literal["torch_export", "torchscript"]
 TORCH_FILES: dict[str, str] = {"torch_export": "model.pt2", "torchscript": "model.torchscript"}

@@ -1,12 +1,7 @@
-"""GPU tests share the server tests' process helpers."""
+"""GPU tests share the server harness (tests/support/server.py)."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+from tests.support.server import start_server
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "server"))
-
-from server_process import start_server
-
-__all__ = ["start_server"]
+__all__ = ["start_server"]  # the fixture

@@ -16,15 +16,14 @@ from typing import Any
 
 import numpy as np
 import pytest
-from server_process import infer_body, outputs_of, request
 
 from model_runtime.backends import BackendOptions
 from model_runtime.batcher import BatchingConfig, DynamicBatcher
 from model_runtime.engine import Engine
+from tests.support.server import infer_body, outputs_of, request
 
 torch = pytest.importorskip("torch")
 pytestmark = [
-    pytest.mark.gpu,
     pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device"),
 ]
 

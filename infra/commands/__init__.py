@@ -1,1 +1,0 @@
-"""The work behind each `inferstack` command, one module per command."""

@@ -1,0 +1,16 @@
+"""Deploying stacks: `up`, `down` and `status` with the in-process engine (LocalStack,
+no Pulumi CLI needed), or through the Pulumi CLI's Automation API where it is installed."""
+
+from localdev.deploy.engine import StackStatus, Summary, down, status, up
+from localdev.deploy.errors import DeployError, EndpointDownError, NotLocalStackError
+
+__all__ = [
+    "DeployError",
+    "EndpointDownError",
+    "NotLocalStackError",
+    "StackStatus",
+    "Summary",
+    "down",
+    "status",
+    "up",
+]

@@ -1,0 +1,501 @@
+"""The in-process deploy engine: the real Pulumi program, realized on LocalStack.
+
+`up` runs infra/program.py for a stack under Pulumi's mock runtime (infra/evaluate.py), with
+a mock whose `new_resource` creates, updates or replaces the resource on the stack's
+LocalStack endpoints with boto3 and answers with the real ids, ARNs and URLs, so that the
+resources registered after it (Pulumi registers in dependency order as inputs resolve)
+get real values. A state file remembers what exists; `down` deletes it all.
+
+This engine exists for LocalStack, on machines without the Pulumi CLI. Real AWS goes
+through Pulumi (infra/deploy/automation.py).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pulumi.runtime.mocks import MockCallArgs, MockResourceArgs, Mocks
+
+from infra.evaluate import Registration, current_registration, evaluate, unwrap_secrets
+from localdev.deploy.assets import canonical, fingerprint, is_unknown
+from localdev.deploy.aws import Clients, ProviderConfig, reachable
+from localdev.deploy.errors import DeployError, EndpointDownError, NotLocalStackError
+from localdev.deploy.realizers import REALIZERS, not_emulated_reason
+from localdev.deploy.realizers.base import Context, Inputs, Realized, Realizer
+from localdev.deploy.state import NotEmulated, ResourceState, StackState, locked, state_path
+from stacks.schema import LocalStackTarget, StackConfig
+
+ROOT = Path(__file__).resolve().parents[2]
+
+Action = Literal["create", "update", "replace", "delete", "same"]
+Echo = Callable[[str], None]
+_VERB: dict[Action, str] = {
+    "create": "created",
+    "update": "updated",
+    "replace": "replaced",
+    "delete": "deleted",
+    "same": "unchanged",
+}
+
+
+@dataclass(frozen=True)
+class Change:
+    action: Action
+    type: str
+    name: str
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class Summary:
+    stack: str
+    operation: Literal["up", "down"]
+    changes: tuple[Change, ...]
+    not_emulated: tuple[NotEmulated, ...]
+    outputs: dict[str, Any]
+    seconds: float
+
+    def count(self, action: Action) -> int:
+        return sum(1 for change in self.changes if change.action == action)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return {verb: self.count(action) for action, verb in _VERB.items()}
+
+    @property
+    def changed(self) -> int:
+        return sum(1 for change in self.changes if change.action != "same")
+
+    def names(self, *actions: Action) -> set[str]:
+        return {change.name for change in self.changes if change.action in actions}
+
+
+@dataclass(frozen=True)
+class ResourceStatus:
+    type: str
+    name: str
+    id: str
+    # None: not checked (LocalStack down or verify off).
+    present: bool | None
+
+
+@dataclass(frozen=True)
+class StackStatus:
+    stack: str
+    endpoint: str | None
+    localstack_up: bool
+    resources: tuple[ResourceStatus, ...]
+    outputs: dict[str, Any]
+    not_emulated: tuple[NotEmulated, ...]
+
+    @property
+    def deployed(self) -> bool:
+        return bool(self.resources)
+
+    @property
+    def missing(self) -> list[ResourceStatus]:
+        return [resource for resource in self.resources if resource.present is False]
+
+
+def up(
+    stack: str,
+    *,
+    config: StackConfig | None = None,
+    root: Path = ROOT,
+    echo: Echo | None = None,
+) -> Summary:
+    """Deploy `stack` (stacks/<stack>.py, or `config`) to its LocalStack; idempotent."""
+    from infra.program import define_stack
+    from infra.stack_loader import load_stack
+
+    config = config or load_stack(stack)
+    endpoint = localstack_endpoint(config)
+    if not reachable(endpoint):
+        raise EndpointDownError(
+            f"LocalStack is not answering at {endpoint}; start it with "
+            "`inferstack localstack start`"
+        )
+    path = state_path(root, stack)
+    started = time.monotonic()
+    with locked(path):
+        previous = StackState.load(path, stack)
+        cloud = _Cloud(previous, echo)
+        failure: BaseException | None = None
+        outputs: dict[str, Any] = {}
+        try:
+            outputs = evaluate(lambda: define_stack(config, stack, root), stack, cloud).outputs
+        except BaseException as exc:
+            failure = exc
+        cloud.wait_idle()
+        failure = cloud.error or failure
+        visited = {resource.urn for resource in cloud.current}
+        stale = [resource for resource in previous.resources if resource.urn not in visited]
+        providers = {**previous.providers, **cloud.providers}
+        if failure is not None:
+            # Keep everything that may exist; the next `up` (or `down`) carries on from here.
+            StackState(
+                stack,
+                resources=cloud.current + stale,
+                providers=providers,
+                outputs=previous.outputs,
+                not_emulated=cloud.not_emulated,
+                pending_deletes=cloud.doomed + previous.pending_deletes,
+            ).save(path)
+            if isinstance(failure, DeployError) or not isinstance(failure, Exception):
+                raise failure  # ours, or Ctrl-C and the like
+            raise DeployError(f"stack {stack!r}: {failure}") from failure
+        failed = _delete_all(
+            [*cloud.doomed, *stale, *previous.pending_deletes], providers, cloud.changes, echo
+        )
+        StackState(
+            stack,
+            resources=cloud.current,
+            providers=providers,
+            outputs=canonical(outputs),
+            not_emulated=cloud.not_emulated,
+            pending_deletes=failed,
+        ).save(path)
+    return Summary(
+        stack,
+        "up",
+        tuple(cloud.changes),
+        tuple(cloud.not_emulated),
+        canonical(outputs),
+        time.monotonic() - started,
+    )
+
+
+def down(stack: str, *, root: Path = ROOT, echo: Echo | None = None) -> Summary:
+    """Delete everything `up` created for `stack`, in reverse dependency order. Safe to
+    re-run: what is already gone counts as deleted."""
+    path = state_path(root, stack)
+    started = time.monotonic()
+    changes: list[Change] = []
+    with locked(path):
+        state = StackState.load(path, stack)
+        if state.empty:
+            path.unlink(missing_ok=True)
+            return Summary(stack, "down", (), (), {}, time.monotonic() - started)
+        for config in state.providers.values():
+            endpoint = ProviderConfig.from_json(config).endpoint
+            if not reachable(endpoint):
+                raise EndpointDownError(
+                    f"LocalStack is not answering at {endpoint}; start it to delete the stack, "
+                    f"or, if that LocalStack is gone for good, delete {path}"
+                )
+        failed = _delete_all(
+            [*state.resources, *state.pending_deletes], state.providers, changes, echo
+        )
+        if failed:
+            StackState(stack, providers=state.providers, pending_deletes=failed).save(path)
+            names = ", ".join(resource.name for resource in failed)
+            raise DeployError(f"stack {stack!r}: could not delete {names}; run `down` again")
+        path.unlink(missing_ok=True)
+    return Summary(stack, "down", tuple(changes), (), {}, time.monotonic() - started)
+
+
+def forget(stack: str, *, root: Path = ROOT) -> int:
+    """Drop the stack's state without deleting anything: for when the LocalStack that held
+    its resources is gone (community edition keeps nothing across restarts). Returns how
+    many resources the state listed."""
+    path = state_path(root, stack)
+    with locked(path):
+        state = StackState.load(path, stack)
+        path.unlink(missing_ok=True)
+    return len(state.resources) + len(state.pending_deletes)
+
+
+def status(stack: str, *, root: Path = ROOT, verify: bool = True) -> StackStatus:
+    """What the state file says is deployed, and (if LocalStack answers and `verify`)
+    whether each resource is still there: after a LocalStack restart they are not."""
+    state = StackState.load(state_path(root, stack), stack)
+    endpoint = None
+    if state.providers:
+        endpoint = ProviderConfig.from_json(next(iter(state.providers.values()))).endpoint
+    else:
+        try:
+            from infra.stack_loader import load_stack
+
+            endpoint = localstack_endpoint(load_stack(stack))
+        except Exception:
+            endpoint = None
+    up_now = endpoint is not None and reachable(endpoint)
+    clients = {urn: Clients(ProviderConfig.from_json(c)) for urn, c in state.providers.items()}
+
+    def check(resource: ResourceState) -> ResourceStatus:
+        present = None
+        realizer = REALIZERS.get(resource.type)
+        if verify and up_now and realizer is not None and resource.provider in clients:
+            try:
+                present = realizer.exists(_context(clients[resource.provider], resource), resource)
+            except Exception:
+                present = False
+        return ResourceStatus(resource.type, resource.name, resource.id, present)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        resources = tuple(pool.map(check, state.resources))
+    return StackStatus(stack, endpoint, up_now, resources, state.outputs, tuple(state.not_emulated))
+
+
+def localstack_endpoint(config: StackConfig) -> str:
+    if not isinstance(config.target, LocalStackTarget):
+        raise NotLocalStackError(
+            f"this stack targets AWS ({config.target.region}); the in-process engine deploys "
+            "only to LocalStack. Install the Pulumi CLI (https://www.pulumi.com/docs/install/) "
+            "to deploy to AWS"
+        )
+    return config.target.endpoint.rstrip("/")
+
+
+class _Cloud(Mocks):
+    """Answers each registration by realizing the resource on LocalStack."""
+
+    def __init__(self, previous: StackState, echo: Echo | None) -> None:
+        self._previous = {resource.urn: resource for resource in previous.resources}
+        self._echo = echo
+        self._lock = threading.Condition()
+        self._clients: dict[str, Clients] = {}
+        self._inflight = 0
+        self.providers: dict[str, dict[str, Any]] = {}
+        self.current: list[ResourceState] = []
+        self.doomed: list[ResourceState] = []
+        self.changes: list[Change] = []
+        self.not_emulated: list[NotEmulated] = []
+        self.error: BaseException | None = None
+
+    def call(self, args: MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
+        raise DeployError(f"the program made a provider call ({args.token}); none is realized")
+
+    def new_resource(self, args: MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
+        registration = current_registration()
+        inputs = unwrap_secrets(args.inputs)
+        if args.typ == "pulumi:providers:aws":
+            config = ProviderConfig.from_inputs(args.name, inputs)
+            with self._lock:
+                self._clients[registration.urn] = Clients(config)
+                self.providers[registration.urn] = config.to_json()
+            return fingerprint(config.to_json())[:12], inputs
+        if args.typ.startswith("pulumi:providers:") or not args.custom:
+            return fingerprint([registration.urn])[:12] if args.custom else None, inputs
+        with self._lock:
+            if self.error is not None:
+                raise DeployError("stopped: an earlier resource failed")
+            self._inflight += 1
+        try:
+            return self._realize(registration, args, inputs)
+        except BaseException as exc:
+            with self._lock:
+                if self.error is None:
+                    message = f"{args.typ} {args.name}: {exc}"
+                    self.error = DeployError(message)
+                    self.error.__cause__ = exc
+            raise
+        finally:
+            with self._lock:
+                self._inflight -= 1
+                self._lock.notify_all()
+
+    def wait_idle(self, timeout_s: float = 600.0) -> None:
+        """Realizations run on Pulumi's worker threads; a failed run may leave some going."""
+        with self._lock:
+            self._lock.wait_for(lambda: self._inflight == 0, timeout=timeout_s)
+
+    def _realize(
+        self, registration: Registration, args: MockResourceArgs, inputs: dict[str, Any]
+    ) -> tuple[str | None, dict[str, Any]]:
+        reason = not_emulated_reason(args.typ)
+        if reason is None and is_unknown(inputs):
+            reason = "its inputs come from a resource that is not emulated"
+        if reason is not None:
+            with self._lock:
+                self.not_emulated.append(NotEmulated(args.typ, args.name, reason))
+            return None, inputs
+        realizer = REALIZERS[args.typ]
+        provider = (args.provider or "").rsplit("::", 1)[0]
+        clients = self._clients.get(provider)
+        if clients is None:
+            raise DeployError("it has no AWS provider of this stack (every resource needs one)")
+        _check_supported(realizer, inputs)
+        tags = {**clients.config.default_tags, **(inputs.get("tags") or {})}
+        canon = canonical({key: value for key, value in inputs.items() if key != "tags"})
+        if realizer.taggable:
+            canon["tagsAll"] = tags
+        digest = fingerprint(canon)
+        old = self._previous.get(registration.urn)
+        context = Context(clients, args.name, tags if realizer.taggable else {})
+        started = time.monotonic()
+        action, realized = self._apply(realizer, context, Inputs(inputs), canon, digest, old)
+        elapsed = time.monotonic() - started
+        record = ResourceState(
+            urn=registration.urn,
+            type=args.typ,
+            name=args.name,
+            id=realized.id,
+            provider=provider,
+            inputs=canon,
+            inputs_hash=digest,
+            outputs=canonical(realized.outputs),
+            dependencies=sorted(registration.dependencies),
+        )
+        with self._lock:
+            self.current.append(record)
+            self.changes.append(Change(action, args.typ, args.name, elapsed))
+            if action != "same" and self._echo is not None:
+                self._echo(f"{action:>7}  {args.name}  ({short_type(args.typ)}, {elapsed:.1f} s)")
+        return realized.id, {**inputs, **realized.outputs}
+
+    def _apply(
+        self,
+        realizer: Realizer,
+        context: Context,
+        inputs: Inputs,
+        canon: dict[str, Any],
+        digest: str,
+        old: ResourceState | None,
+    ) -> tuple[Action, Realized]:
+        if old is None or old.type != realizer.type:
+            if old is not None:
+                self._doom(old)
+            return "create", realizer.create(context, inputs)
+        recreate = _context(context.clients, old, name=context.name, tags=context.tags)
+        if old.inputs_hash == digest:
+            if realizer.exists(context, old):
+                return "same", Realized(old.id, old.outputs)
+            # Gone (LocalStack restarted, or deleted by hand): the same resource again.
+            return "create", realizer.create(recreate, inputs)
+        changed = {
+            key for key in set(old.inputs) | set(canon) if old.inputs.get(key) != canon.get(key)
+        }
+        if realizer.replace_on is None or changed & realizer.replace_on:
+            if realizer.delete_before_replace:
+                realizer.delete(context, old)
+            else:
+                self._doom(old)
+            return "replace", realizer.create(context, inputs)
+        if not realizer.exists(context, old):
+            return "create", realizer.create(recreate, inputs)
+        return "update", realizer.update(context, inputs, old, changed)
+
+    def _doom(self, old: ResourceState) -> None:
+        with self._lock:
+            self.doomed.append(old)
+
+
+def _context(
+    clients: Clients,
+    old: ResourceState,
+    *,
+    name: str | None = None,
+    tags: dict[str, str] | None = None,
+) -> Context:
+    """A context for acting on `old` (or recreating it under its old physical name)."""
+    reuse = next(
+        (old.outputs[key] for key in ("bucket", "name", "statementId") if old.outputs.get(key)),
+        None,
+    )
+    return Context(
+        clients,
+        name or old.name,
+        tags if tags is not None else dict(old.inputs.get("tagsAll") or {}),
+        reuse_name=str(reuse) if reuse else None,
+    )
+
+
+def _check_supported(realizer: Realizer, inputs: Mapping[str, Any]) -> None:
+    ignored = {"tags"} if realizer.taggable else set()
+    extra = sorted(
+        key
+        for key, value in inputs.items()
+        if value not in (None, "", [], {}) and key not in realizer.supported | ignored
+    )
+    if extra:
+        raise DeployError(
+            f"input(s) {', '.join(extra)} are not realized by the in-process engine; extend "
+            "infra/deploy/realizers or deploy with the Pulumi CLI"
+        )
+
+
+def _delete_all(
+    doomed: list[ResourceState],
+    providers: Mapping[str, Mapping[str, Any]],
+    changes: list[Change],
+    echo: Echo | None,
+) -> list[ResourceState]:
+    """Delete `doomed`, dependents before what they depend on; returns what failed."""
+    clients = {urn: Clients(ProviderConfig.from_json(dict(c))) for urn, c in providers.items()}
+    owned = {}
+    for resource in doomed:
+        realizer = REALIZERS.get(resource.type)
+        key = realizer.owns(resource) if realizer else None
+        if key:
+            owned[key] = resource
+    failed: list[ResourceState] = []
+    failed_owners: set[str] = set()
+    riders: dict[str, list[ResourceState]] = {}
+    for resource in _dependents_first(doomed):
+        realizer = REALIZERS.get(resource.type)
+        if realizer is None or resource.provider not in clients:
+            failed.append(resource)
+            continue
+        started = time.monotonic()
+        container = realizer.container(resource)
+        if container in owned:
+            # Deleted with its container (a REST API, a function, an emptied bucket, ...).
+            riders.setdefault(container, []).append(resource)
+        else:
+            try:
+                realizer.delete(_context(clients[resource.provider], resource), resource)
+            except Exception as exc:
+                if echo is not None:
+                    echo(f"  failed  {resource.name}: {exc}")
+                failed.append(resource)
+                key = realizer.owns(resource)
+                if key:
+                    failed_owners.add(key)
+                continue
+        elapsed = time.monotonic() - started
+        changes.append(Change("delete", resource.type, resource.name, elapsed))
+        if echo is not None and container not in owned:
+            echo(f"{'delete':>7}  {resource.name}  ({short_type(resource.type)}, {elapsed:.1f} s)")
+    for key in failed_owners:
+        failed += riders.get(key, [])
+    return failed
+
+
+def _dependents_first(resources: list[ResourceState]) -> list[ResourceState]:
+    """Reverse topological order over the resources' recorded dependencies; among
+    independent ones, the later-created first."""
+    indices: dict[str, list[int]] = {}
+    for index, resource in enumerate(resources):
+        indices.setdefault(resource.urn, []).append(index)
+    # dependents[i]: how many resources in the set still depend on resources[i].
+    dependents = [0] * len(resources)
+    for resource in resources:
+        for urn in set(resource.dependencies):
+            for index in indices.get(urn, []):
+                dependents[index] += 1
+    done = [False] * len(resources)
+    order: list[ResourceState] = []
+    while len(order) < len(resources):
+        ready = [i for i in range(len(resources)) if not done[i] and dependents[i] == 0]
+        # A cycle cannot come from Pulumi; if the records say otherwise, go by age.
+        index = max(ready) if ready else max(i for i in range(len(resources)) if not done[i])
+        done[index] = True
+        order.append(resources[index])
+        for urn in set(resources[index].dependencies):
+            for dependency in indices.get(urn, []):
+                dependents[dependency] -= 1
+    return order
+
+
+def short_type(type_: str) -> str:
+    """aws:lambda/function:Function -> lambda.Function"""
+    package, _, rest = type_.partition(":")
+    module, _, name = rest.partition(":")
+    return f"{module.split('/')[0]}.{name}" if package == "aws" else type_

@@ -1,0 +1,110 @@
+"""The engine's record of what it created: build/deploy/<stack>.json.
+
+One entry per realized resource (type, name, URN, physical id, its inputs as a canonical
+JSON value and their hash, the outputs the cloud computed, the URNs it depends on), the
+providers' settings (so `down` needs no program run), the stack outputs, and old physical
+resources whose deletion has not succeeded yet. Written atomically.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from localdev.deploy.errors import DeployError
+
+VERSION = 1
+
+
+@dataclass
+class ResourceState:
+    urn: str
+    type: str
+    name: str
+    id: str
+    provider: str
+    inputs: dict[str, Any]
+    inputs_hash: str
+    outputs: dict[str, Any]
+    dependencies: list[str] = field(default_factory=list)
+
+
+@dataclass
+class NotEmulated:
+    type: str
+    name: str
+    reason: str
+
+
+@dataclass
+class StackState:
+    stack: str
+    resources: list[ResourceState] = field(default_factory=list)
+    # Provider URN -> its settings (see aws.ProviderConfig).
+    providers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    outputs: dict[str, Any] = field(default_factory=dict)
+    not_emulated: list[NotEmulated] = field(default_factory=list)
+    # Replaced or removed physical resources still to delete (a delete failed).
+    pending_deletes: list[ResourceState] = field(default_factory=list)
+
+    @classmethod
+    def load(cls, path: Path, stack: str) -> StackState:
+        if not path.is_file():
+            return cls(stack)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if data.get("version") != VERSION:
+                raise ValueError(f"version {data.get('version')!r}, expected {VERSION}")
+            return cls(
+                stack=data["stack"],
+                resources=[ResourceState(**item) for item in data["resources"]],
+                providers=data["providers"],
+                outputs=data["outputs"],
+                not_emulated=[NotEmulated(**item) for item in data["not_emulated"]],
+                pending_deletes=[ResourceState(**item) for item in data["pending_deletes"]],
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            raise DeployError(
+                f"the deploy state {path} is unreadable ({exc}); if its LocalStack is gone, "
+                "delete the file"
+            ) from exc
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f".{path.name}.partial")
+        partial.write_text(
+            json.dumps({"version": VERSION, **asdict(self)}, indent=1, sort_keys=True) + "\n",
+            encoding="utf-8",
+        )
+        os.replace(partial, path)
+
+    @property
+    def empty(self) -> bool:
+        return not self.resources and not self.pending_deletes
+
+
+def state_path(root: Path, stack: str) -> Path:
+    return root / "build" / "deploy" / f"{stack}.json"
+
+
+@contextlib.contextmanager
+def locked(path: Path) -> Iterator[None]:
+    """One `up` or `down` per stack at a time, across processes."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(f".{path.name}.lock"), "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise DeployError(
+                f"another `up` or `down` of this stack is running (lock {handle.name})"
+            ) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

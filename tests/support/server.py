@@ -1,0 +1,259 @@
+"""Helpers for the server tests: a deliberately slow model, server processes, a small
+HTTP/1.1 client (cheap enough that 64 of them leave the CPU to the server)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from layers.package import project_root
+from model_build.parity import compare, random_batches
+from model_runtime.engine import create_session
+from model_runtime.manifest import MODEL_FILE, ExporterInfo, Manifest, TensorSpec, hash_files
+
+ROOT = project_root()
+# The slow model's matrix chain: 0.2-1 s a call here (by load), whatever the batch size.
+SLOW_STEPS = 800
+
+
+def build_slow_model(directory: Path, steps: int = SLOW_STEPS) -> Path:
+    """y = x, after a chain of 384x384 matrix products that ONNX Runtime cannot fold away
+    (it depends on x): a model whose every run takes visible time, so that queues can be
+    watched filling. Built as ONNX directly; parity is measured against y = x."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    weight = np.linalg.qr(rng.standard_normal((384, 384)))[0].astype(np.float32)
+    nodes = [
+        helper.make_node("ReduceMean", ["x"], ["mean"], keepdims=0),
+        helper.make_node("Mul", ["mean", "zero"], ["nothing"]),
+        helper.make_node("Add", ["nothing", "one"], ["scale"]),
+        helper.make_node("Mul", ["weight", "scale"], ["chain0"]),
+    ]
+    for step in range(steps):
+        nodes.append(helper.make_node("MatMul", [f"chain{step}", "weight"], [f"chain{step + 1}"]))
+    nodes += [
+        helper.make_node("ReduceSum", [f"chain{steps}"], ["total"], keepdims=0),
+        helper.make_node("Mul", ["total", "zero"], ["vanish"]),
+        helper.make_node("Add", ["x", "vanish"], ["y"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "slow",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 4])],
+        [
+            numpy_helper.from_array(weight, "weight"),
+            numpy_helper.from_array(np.array(0.0, np.float32), "zero"),
+            numpy_helper.from_array(np.array(1.0, np.float32), "one"),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    directory.mkdir(parents=True)
+    onnx.save(model, directory / MODEL_FILE)
+    session = create_session(directory / MODEL_FILE)
+    batches = random_batches({"x": np.arange(8, dtype=np.float32).reshape(2, 4)}, (1, 3))
+    parity = compare(
+        lambda batch: {"y": batch["x"]},
+        lambda batch: {"y": session.run(["y"], batch)[0]},
+        batches,
+        reference_name="y = x (numpy)",
+        atol=0.0,
+        rtol=0.0,
+    )
+    assert parity.passed
+    Manifest(
+        name="slow",
+        version="1",
+        created_at=datetime.now(UTC),
+        files=hash_files(directory, [MODEL_FILE]),
+        inputs=[TensorSpec(name="x", datatype="FP32", shape=[-1, 4])],
+        outputs=[TensorSpec(name="y", datatype="FP32", shape=[-1, 4])],
+        opset=17,
+        exporter=ExporterInfo(
+            name="onnx.helper (test model)",
+            torch_version="none",
+            onnx_version=onnx.__version__,
+            onnxruntime_version="see parity",
+        ),
+        max_batch_size=64,
+        parity=parity,
+    ).write(directory)
+    return directory
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Server:
+    process: subprocess.Popen[bytes]
+    port: int
+    log: Path
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def stop(self, timeout: float = 30) -> int:
+        if self.process.poll() is None:
+            os.kill(self.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.kill(self.pid, signal.SIGKILL)
+                self.process.wait()
+        return self.process.returncode
+
+    def metrics(self) -> dict[str, float]:
+        """Sample values by `name{labels}`, plus totals over labels by bare name."""
+        status, body = asyncio.run(request(self.port, "GET", "/metrics"))
+        assert status == 200
+        values: dict[str, float] = {}
+        for line in body.decode().splitlines():
+            match = re.match(r"^(\w+)(\{[^}]*\})? (\S+)$", line)
+            if match:
+                values[match.group(1) + (match.group(2) or "")] = float(match.group(3))
+                values[match.group(1)] = values.get(match.group(1), 0.0) + float(match.group(3))
+        return values
+
+    def rss_bytes(self) -> int:
+        status = Path(f"/proc/{self.pid}/status").read_text()
+        match = re.search(r"VmRSS:\s+(\d+) kB", status)
+        assert match
+        return int(match.group(1)) * 1024
+
+
+@pytest.fixture
+def start_server(tmp_path: Path) -> Iterator[Any]:
+    """start_server(env, wait=True) -> Server; every server is stopped by PID afterwards."""
+    started: list[Server] = []
+
+    def start(
+        env: dict[str, str], *, wait: bool = True, command: list[str] | None = None
+    ) -> Server:
+        port = free_port()
+        log = tmp_path / f"server-{port}.log"
+        with open(log, "wb") as handle:
+            process = subprocess.Popen(
+                command or [sys.executable, "-m", "model_runtime.server"],
+                cwd=ROOT,
+                env={
+                    **os.environ,
+                    "INFERSTACK_HOST": "127.0.0.1",
+                    "INFERSTACK_PORT": str(port),
+                    "INFERSTACK_LOG_LEVEL": "warning",
+                    **env,
+                },
+                stdout=handle,
+                stderr=subprocess.STDOUT,
+            )
+        server = Server(process, port, log)
+        started.append(server)
+        if wait:
+            wait_ready(server)
+        return server
+
+    yield start
+    for server in started:
+        if server.process.poll() is None:
+            os.kill(server.pid, signal.SIGKILL)
+            server.process.wait()
+
+
+def wait_ready(server: Server, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            raise AssertionError(f"server exited {server.process.returncode}:\n{server.output()}")
+        try:
+            if asyncio.run(request(server.port, "GET", "/v2/health/ready"))[0] == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"server not ready in {timeout} s:\n{server.output()}")
+
+
+def infer_body(inputs: dict[str, np.ndarray[Any, Any]]) -> bytes:
+    return json.dumps(
+        {
+            "inputs": [
+                {
+                    "name": name,
+                    "shape": list(array.shape),
+                    "datatype": "FP32",
+                    "data": array.ravel().tolist(),
+                }
+                for name, array in inputs.items()
+            ]
+        }
+    ).encode()
+
+
+def raw_request(method: str, path: str, body: bytes = b"") -> bytes:
+    head = f"{method} {path} HTTP/1.1\r\nHost: test\r\n"
+    if body:
+        head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+    return (head + "\r\n").encode() + body
+
+
+async def read_response(reader: asyncio.StreamReader) -> tuple[int, dict[str, str], bytes]:
+    head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1")
+    lines = head.split("\r\n")
+    headers = {
+        key.strip().lower(): value.strip()
+        for key, _, value in (line.partition(":") for line in lines[1:] if line)
+    }
+    body = await reader.readexactly(int(headers.get("content-length", "0")))
+    return int(lines[0].split()[1]), headers, body
+
+
+async def request(port: int, method: str, path: str, body: bytes = b"") -> tuple[int, bytes]:
+    status, _, payload = await request_full(port, method, path, body)
+    return status, payload
+
+
+async def request_full(
+    port: int, method: str, path: str, body: bytes = b""
+) -> tuple[int, dict[str, str], bytes]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(raw_request(method, path, body))
+        return await read_response(reader)
+    finally:
+        writer.close()
+
+
+def outputs_of(body: bytes) -> dict[str, np.ndarray[Any, Any]]:
+    response = json.loads(body)
+    return {
+        output["name"]: np.array(output["data"]).reshape(output["shape"])
+        for output in response["outputs"]
+    }

@@ -1,0 +1,157 @@
+"""The deploy engine's parts that need no LocalStack: hashing, ordering, refusals, CLI text."""
+
+from __future__ import annotations
+
+import zipfile
+from io import BytesIO
+from pathlib import Path
+
+import pulumi
+import pytest
+from typer.testing import CliRunner
+
+from cli import deploy as cli
+from infra import automation
+from localdev.deploy import NotLocalStackError, up
+from localdev.deploy.assets import archive_zip, canonical, digest, fingerprint
+from localdev.deploy.aws import ProviderConfig
+from localdev.deploy.engine import _check_supported, _dependents_first
+from localdev.deploy.errors import DeployError
+from localdev.deploy.realizers import REALIZERS, not_emulated_reason
+from localdev.deploy.state import NotEmulated, ResourceState, StackState
+from model_runtime.settings import RuntimeSettings, on_opt
+
+
+def _resource(urn: str, *dependencies: str) -> ResourceState:
+    return ResourceState(urn, "aws:s3/bucket:Bucket", urn, urn, "p", {}, "", {}, list(dependencies))
+
+
+def test_numbers_hash_the_same_as_floats_or_ints() -> None:
+    # The mock monitor delivers every number as a float.
+    assert canonical({"memorySize": 1024.0, "b": [1.0, 0.5]}) == {"b": [1, 0.5], "memorySize": 1024}
+    assert fingerprint(canonical({"t": 10.0})) == fingerprint(canonical({"t": 10}))
+
+
+def test_an_archive_digest_is_its_content_not_its_place(tmp_path: Path) -> None:
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "x.py").write_text("print(1)\n")
+    first = pulumi.FileArchive(str(tmp_path / "a"))
+    second = pulumi.AssetArchive({"x.py": pulumi.FileAsset(str(tmp_path / "b" / "x.py"))})
+    assert digest(first) == digest(second)
+    (tmp_path / "b" / "x.py").write_text("print(2)\n")
+    assert digest(first) != digest(second)
+
+
+def test_archives_zip_deterministically(tmp_path: Path) -> None:
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "m.py").write_text("x = 1\n")
+    archive = pulumi.AssetArchive({"pkg": pulumi.FileArchive(str(tmp_path / "pkg"))})
+    data = archive_zip(archive)
+    assert data == archive_zip(archive)
+    assert zipfile.ZipFile(BytesIO(data)).namelist() == ["pkg/m.py"]
+
+
+def test_dependents_are_deleted_before_what_they_depend_on() -> None:
+    api, resource, method = _resource("api"), _resource("res", "api"), _resource("m", "res", "api")
+    bucket = _resource("bucket")
+    order = [r.urn for r in _dependents_first([api, bucket, resource, method])]
+    assert order.index("m") < order.index("res") < order.index("api")
+    assert set(order) == {"api", "bucket", "res", "m"}
+
+
+def test_a_provider_without_endpoints_is_refused() -> None:
+    with pytest.raises(NotLocalStackError, match="only to LocalStack"):
+        ProviderConfig.from_inputs("aws", {"region": "us-east-1"})
+    config = ProviderConfig.from_inputs(
+        "ls", {"endpoints": '[{"s3": "http://127.0.0.1:4566", "lambda": "http://x"}]'}
+    )
+    with pytest.raises(NotLocalStackError, match="no endpoint for 'iam'"):
+        config.endpoint_for("iam")
+
+
+def test_an_aws_stack_is_refused_before_anything_is_called() -> None:
+    with pytest.raises(NotLocalStackError, match="Install the Pulumi CLI"):
+        up("dev")
+
+
+def test_types_without_a_realizer_are_declared_not_emulated() -> None:
+    assert not_emulated_reason("aws:lambda/function:Function") is None
+    assert "LocalStack community" in str(not_emulated_reason("aws:appautoscaling/target:Target"))
+    assert "Kubernetes" in str(not_emulated_reason("kubernetes:apps/v1:Deployment"))
+    assert not_emulated_reason("aws:sqs/queue:Queue") is not None
+
+
+def test_an_input_a_realizer_does_not_apply_is_an_error_not_ignored() -> None:
+    realizer = REALIZERS["aws:lambda/function:Function"]
+    with pytest.raises(DeployError, match="kmsKeyArn"):
+        _check_supported(realizer, {"name": "f", "kmsKeyArn": "arn:aws:kms:..."})
+    _check_supported(realizer, {"name": "f", "kmsKeyArn": None, "tags": {"a": "b"}})
+
+
+def test_state_round_trips(tmp_path: Path) -> None:
+    state = StackState(
+        "s",
+        resources=[_resource("a"), _resource("b", "a")],
+        providers={"p": {"region": "us-east-1"}},
+        outputs={"url": "http://x"},
+        not_emulated=[NotEmulated("kubernetes:apps/v1:Deployment", "d", "no cluster")],
+    )
+    state.save(tmp_path / "s.json")
+    assert StackState.load(tmp_path / "s.json", "s") == state
+    assert StackState.load(tmp_path / "missing.json", "m").empty
+
+
+def test_the_aws_invoke_url_maps_to_localstack() -> None:
+    url = "https://abc123.execute-api.us-east-1.amazonaws.com/local"
+    assert cli.localstack_url(url, "http://127.0.0.1:4566/") == (
+        "http://127.0.0.1:4566/restapis/abc123/local/_user_request_"
+    )
+    assert cli.localstack_url("http://other/x", "http://127.0.0.1:4566") == "http://other/x"
+
+
+def test_the_sample_curl_sends_the_sample_and_the_key(tmp_path: Path) -> None:
+    (tmp_path / "build" / "samples").mkdir(parents=True)
+    (tmp_path / "build" / "samples" / "digits.json").write_text("{}")
+    outputs = {
+        "url": "http://h/restapis/a/s/_user_request_",
+        "functions": {"digits": "f"},
+        "apiKeys": {"team": "k3y"},
+    }
+    curl = cli.sample_curl(outputs, root=tmp_path)
+    assert curl is not None
+    assert "x-api-key: k3y" in curl
+    assert "-d @build/samples/digits.json" in curl
+    assert curl.endswith("/v2/models/digits/infer")
+
+
+def test_the_cli_sends_aws_stacks_to_pulumi(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(automation, "available", lambda: False)
+    result = CliRunner().invoke(cli.app, ["up", "--stack", "dev", "--no-build"])
+    assert result.exit_code == 1
+    assert "needs the Pulumi CLI" in result.output
+    result = CliRunner().invoke(cli.app, ["status", "--stack", "local", "--engine", "pulumi"])
+    assert result.exit_code == 1
+    assert "--engine pulumi needs the Pulumi CLI" in result.output
+
+
+def test_the_passphrase_is_generated_once_and_private(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for key in automation.PASSPHRASE_ENV:
+        monkeypatch.delenv(key, raising=False)
+    first = automation.passphrase(tmp_path)
+    assert first == automation.passphrase(tmp_path)
+    assert (automation.backend_dir(tmp_path) / "passphrase").stat().st_mode & 0o777 == 0o600
+    monkeypatch.setenv("INFERSTACK_PULUMI_PASSPHRASE", "given")
+    assert automation.passphrase(tmp_path) == "given"
+
+
+def test_the_runtime_reads_opt_where_the_executor_put_it() -> None:
+    # The /opt contract of infra/localstack/executor: INFERSTACK_OPT_DIR stands in for /opt.
+    env = {"INFERSTACK_OPT_DIR": "/work/opt-tree/"}
+    assert on_opt("/opt/models/digits", env) == "/work/opt-tree/models/digits"
+    assert on_opt("/optional/x", env) == "/optional/x"
+    assert on_opt("/opt/models/digits", {}) == "/opt/models/digits"
+    settings = RuntimeSettings.from_env({**env, "MODEL_DIR": "/opt/models/digits"})
+    assert settings.model_dirs == (Path("/work/opt-tree/models/digits"),)
