@@ -16,6 +16,24 @@ from model_build.export import export_model
 from model_build.quantize import quantize_artifact
 from model_build.spec import ModelSpec, resolve
 from model_runtime.engine import Engine
+from tests.support.tiny_model import build_tiny_model, tiny_images
+
+
+# The tiny digits-shaped ONNX model (tests/support/tiny_model.py): what unit tests serve.
+@pytest.fixture(scope="session")
+def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny_model(tmp_path_factory.mktemp("models") / "tiny")
+
+
+@pytest.fixture(scope="session")
+def tiny_engine(tiny_dir: Path) -> Engine:
+    return Engine.load(tiny_dir)
+
+
+@pytest.fixture(scope="session")
+def tiny_inputs() -> np.ndarray:
+    """Deterministic (32, 1, 8, 8) float32 inputs in the digits value range."""
+    return tiny_images(32)
 
 
 @pytest.fixture(scope="session")

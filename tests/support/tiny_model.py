@@ -1,0 +1,130 @@
+"""A tiny digits-shaped classifier built with `onnx.helper`: no torch, no training.
+
+Same interface as the digits reference model (input `image` FP32 [-1, 1, 8, 8]; outputs
+`probabilities` FP32 [-1, 10] and `label` INT64 [-1]), so the serving code sees the same
+tensors, datatypes and batch axis, while a unit test builds it in milliseconds. The
+weights are fixed (seeded), so its predictions are deterministic.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime
+from onnx import TensorProto, helper, numpy_helper
+
+from model_runtime.manifest import (
+    MODEL_FILE,
+    ExporterInfo,
+    Manifest,
+    ParityReport,
+    TensorSpec,
+    hash_files,
+)
+
+NAME = "tiny"
+CLASSES = 10
+OPSET = 17
+SEED = 7
+
+
+def tiny_weights(seed: int = SEED) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    weight = rng.normal(0.0, 0.5, size=(64, CLASSES)).astype(np.float32)
+    bias = rng.normal(0.0, 0.1, size=(CLASSES,)).astype(np.float32)
+    return weight, bias
+
+
+def tiny_graph(seed: int = SEED) -> onnx.ModelProto:
+    weight, bias = tiny_weights(seed)
+    nodes = [
+        helper.make_node("Flatten", ["image"], ["flat"], axis=1),
+        helper.make_node("MatMul", ["flat", "weight"], ["logits_raw"]),
+        helper.make_node("Add", ["logits_raw", "bias"], ["logits"]),
+        helper.make_node("Softmax", ["logits"], ["probabilities"], axis=1),
+        helper.make_node("ArgMax", ["logits"], ["label"], axis=1, keepdims=0),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "tiny",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["batch", 1, 8, 8])],
+        [
+            helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["batch", CLASSES]),
+            helper.make_tensor_value_info("label", TensorProto.INT64, ["batch"]),
+        ],
+        initializer=[
+            numpy_helper.from_array(weight, "weight"),
+            numpy_helper.from_array(bias, "bias"),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+    model.ir_version = 8
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+def reference_outputs(images: np.ndarray, seed: int = SEED) -> dict[str, np.ndarray]:
+    """What the graph computes, in numpy: the expected answer for any input."""
+    weight, bias = tiny_weights(seed)
+    logits = images.reshape(len(images), -1).astype(np.float32) @ weight + bias
+    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return {
+        "probabilities": shifted / shifted.sum(axis=1, keepdims=True),
+        "label": logits.argmax(axis=1).astype(np.int64),
+    }
+
+
+def build_tiny_model(
+    directory: Path,
+    *,
+    name: str = NAME,
+    version: str = "1",
+    max_batch_size: int = 64,
+    seed: int = SEED,
+) -> Path:
+    """Write `{model.onnx, manifest.json}` into `directory` and return it."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    onnx.save(tiny_graph(seed), str(directory / MODEL_FILE))
+    parity = ParityReport(
+        reference="numpy (tests/support/tiny_model.py)",
+        batch_sizes=[1],
+        samples=1,
+        atol=1e-5,
+        rtol=1e-4,
+        max_abs_error=0.0,
+        max_rel_error=0.0,
+        outputs={},
+        passed=True,
+    )
+    Manifest(
+        name=name,
+        version=version,
+        created_at=datetime(2026, 1, 1, tzinfo=UTC),
+        files=hash_files(directory, [MODEL_FILE]),
+        inputs=[TensorSpec(name="image", datatype="FP32", shape=[-1, 1, 8, 8])],
+        outputs=[
+            TensorSpec(name="probabilities", datatype="FP32", shape=[-1, CLASSES]),
+            TensorSpec(name="label", datatype="INT64", shape=[-1]),
+        ],
+        opset=OPSET,
+        exporter=ExporterInfo(
+            name="onnx.helper",
+            torch_version="none",
+            onnx_version=onnx.__version__,
+            onnxruntime_version=onnxruntime.__version__,
+        ),
+        max_batch_size=max_batch_size,
+        parity=parity,
+        labels=[str(digit) for digit in range(CLASSES)],
+    ).write(directory)
+    return directory
+
+
+def tiny_images(count: int, seed: int = 0) -> np.ndarray:
+    """Deterministic inputs in the digits range (0..16), (count, 1, 8, 8) float32."""
+    rng = np.random.default_rng(seed)
+    return rng.uniform(0.0, 16.0, size=(count, 1, 8, 8)).astype(np.float32)
