@@ -163,7 +163,7 @@ def main() -> None:
     from pydantic import ValidationError
 
     from cli.predict import PredictError
-    from model_runtime.settings import ConfigError
+    from model_runtime.errors import ConfigError
 
     try:
         app()

@@ -24,8 +24,8 @@ from rich.table import Table
 
 from infra import automation
 from localdev.deploy.engine import ROOT, StackStatus, Summary, short_type
-from localdev.deploy.errors import DeployError
 from localdev.deploy.state import NotEmulated
+from localdev.errors import DeployError
 
 app = typer.Typer(
     help="Deploy stacks: real Pulumi where its CLI is installed, else LocalStack in-process.",
@@ -312,7 +312,7 @@ def _errors() -> Iterator[None]:
 
     from infra.errors import InfraError
     from layers.errors import PackagingError
-    from localdev.localstack.manager import LocalStackError
+    from localdev.errors import LocalStackError
     from model_runtime.errors import InferstackError
 
     try:

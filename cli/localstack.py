@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from localdev.errors import LocalStackError
 from localdev.localstack import manager
 
 app = typer.Typer(
@@ -23,7 +24,7 @@ console = Console()
 err_console = Console(stderr=True)
 
 
-def _fail(exc: manager.LocalStackError) -> typer.Exit:
+def _fail(exc: LocalStackError) -> typer.Exit:
     err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
     return typer.Exit(1)
 
@@ -39,7 +40,7 @@ def install(
     """Install LocalStack and our Lambda executor into .localstack-venv/ (cached)."""
     try:
         result = manager.install(force=force, echo=_echo)
-    except manager.LocalStackError as exc:
+    except LocalStackError as exc:
         raise _fail(exc) from None
     what = ", ".join(result.steps) if result.changed else "nothing to do (up to date)"
     console.print(f"installed: {what} in {result.seconds:.1f} s")
@@ -54,7 +55,7 @@ def start(
     """Start LocalStack (or reuse the running one) and wait until it is healthy."""
     try:
         status = manager.start(port, host, timeout_s=timeout, echo=_echo)
-    except manager.LocalStackError as exc:
+    except LocalStackError as exc:
         raise _fail(exc) from None
     verb = "already running" if status.reused else "started"
     console.print(f"LocalStack {verb}: {status.endpoint} (pid {status.pid})", soft_wrap=True)
@@ -65,7 +66,7 @@ def stop() -> None:
     """Stop our LocalStack by its PID, with every Lambda environment it started."""
     try:
         was_running = manager.stop()
-    except manager.LocalStackError as exc:
+    except LocalStackError as exc:
         raise _fail(exc) from None
     console.print("LocalStack stopped" if was_running else "LocalStack was not running")
 

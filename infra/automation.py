@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from localdev.deploy.errors import DeployError
+from infra.errors import PulumiUnavailableError
 
 PASSPHRASE_ENV = ("INFERSTACK_PULUMI_PASSPHRASE", "PULUMI_CONFIG_PASSPHRASE")
 
@@ -60,7 +60,7 @@ def _stack(name: str, root: Path) -> Any:
     from pulumi import automation as auto
 
     if not available():
-        raise DeployError("the Pulumi CLI is not installed (https://www.pulumi.com/docs/install/)")
+        raise PulumiUnavailableError("the Pulumi CLI is not installed (https://www.pulumi.com/docs/install/)")
     backend = backend_dir(root)
     backend.mkdir(parents=True, exist_ok=True)
     env = {

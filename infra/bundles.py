@@ -18,11 +18,8 @@ from infra.artifacts import Artifact
 from infra.errors import ArtifactMissingError, PackageBudgetError
 from layers.budget import Budget
 from layers.errors import BudgetError, NotBuiltError
+from layers.model import MOUNT
 from stacks.schema import ModelConfig
-
-HANDLER = "functions.handler.handler"
-# Layers are extracted under /opt, so the model lands in /opt/models/<name>.
-MODEL_MOUNT = "/opt/models"
 
 
 @dataclass(frozen=True)
@@ -69,4 +66,4 @@ def function_bundle(
 
 
 def model_dir(name: str) -> str:
-    return f"{MODEL_MOUNT}/{name}"
+    return f"{MOUNT}/{name}"

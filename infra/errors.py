@@ -15,3 +15,7 @@ class ArtifactMissingError(InfraError):
 
 class PackageBudgetError(InfraError):
     """A function's code and layers do not fit Lambda's limits; the message is the size table."""
+
+
+class PulumiUnavailableError(InfraError):
+    """The Automation API path was asked for, but no Pulumi CLI is installed."""

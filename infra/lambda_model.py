@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 
+from functions import HANDLER
 from infra import policies
-from infra.bundles import HANDLER
 from stacks.schema import LambdaConfig
 
 ALIAS = "live"

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-HANDLER = "functions.handler.handler"
+from functions import HANDLER
 
 # Runs inside the target interpreter: stdlib only, every supported Python version.
 BOOTSTRAP = r"""

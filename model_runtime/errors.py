@@ -65,3 +65,8 @@ class ArtifactIntegrityError(ArtifactError):
 
 class ExportError(InferstackError):
     """Export to ONNX failed, or the exported model does not match the source."""
+
+
+class ConfigError(InferstackError, ValueError):
+    """An environment variable has a value the runtime cannot use; names it and the
+    allowed values."""

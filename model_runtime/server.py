@@ -46,9 +46,9 @@ from model_runtime.batcher import BatchingConfig, DynamicBatcher
 from model_runtime.dataplane import DataPlane
 from model_runtime.datatypes import to_numpy
 from model_runtime.engine import Engine, available_cpus
-from model_runtime.errors import BackendUnavailable, InferstackError
+from model_runtime.errors import BackendUnavailable, ConfigError, InferstackError
 from model_runtime.metrics import Metrics
-from model_runtime.settings import ConfigError, RuntimeSettings
+from model_runtime.settings import RuntimeSettings
 
 logger = logging.getLogger("inferstack.server")
 

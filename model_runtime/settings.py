@@ -14,10 +14,7 @@ from model_runtime.app import DEFAULT_MAX_BODY_BYTES
 from model_runtime.backends import BackendOptions
 from model_runtime.delivery import S3Location, materialize
 from model_runtime.engine import Engine
-
-
-class ConfigError(ValueError):
-    pass
+from model_runtime.errors import ConfigError
 
 
 @dataclass(frozen=True)

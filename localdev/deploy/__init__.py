@@ -2,7 +2,7 @@
 no Pulumi CLI needed), or through the Pulumi CLI's Automation API where it is installed."""
 
 from localdev.deploy.engine import StackStatus, Summary, down, status, up
-from localdev.deploy.errors import DeployError, EndpointDownError, NotLocalStackError
+from localdev.errors import DeployError, EndpointDownError, NotLocalStackError
 
 __all__ = [
     "DeployError",

@@ -17,7 +17,7 @@ from typing import Any
 import pulumi
 from pulumi.runtime import rpc
 
-from localdev.deploy.errors import DeployError
+from localdev.errors import DeployError
 
 # The earliest time a zip can hold; fixed, so equal contents give equal bytes.
 _ZIP_DATE_TIME = (1980, 1, 1, 0, 0, 0)

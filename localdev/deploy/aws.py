@@ -13,7 +13,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from localdev.deploy.errors import DeployError, NotLocalStackError
+from localdev.errors import DeployError, NotLocalStackError
 
 # Error codes meaning "that resource is not there" across the services we realize.
 _MISSING_CODES = frozenset(

@@ -25,10 +25,10 @@ from pulumi.runtime.mocks import MockCallArgs, MockResourceArgs, Mocks
 from infra.evaluate import Registration, current_registration, evaluate, unwrap_secrets
 from localdev.deploy.assets import canonical, fingerprint, is_unknown
 from localdev.deploy.aws import Clients, ProviderConfig, reachable
-from localdev.deploy.errors import DeployError, EndpointDownError, NotLocalStackError
 from localdev.deploy.realizers import REALIZERS, not_emulated_reason
 from localdev.deploy.realizers.base import Context, Inputs, Realized, Realizer
 from localdev.deploy.state import NotEmulated, ResourceState, StackState, locked, state_path
+from localdev.errors import DeployError, EndpointDownError, NotLocalStackError
 from stacks.schema import LocalStackTarget, StackConfig
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from localdev.deploy.errors import DeployError
+from localdev.errors import DeployError
 
 VERSION = 1
 

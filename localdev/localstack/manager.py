@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from localdev.errors import LocalStackError
+
 HERE = Path(__file__).resolve().parent
 REPO_ROOT = HERE.parents[1]
 REQUIREMENTS = HERE / "requirements.txt"
@@ -38,10 +40,6 @@ DEFAULT_PORT = 4566
 LOCALSTACK_PYTHON = "3.13"
 _MAIN_MODULE = "localstack.runtime.main"
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
-class LocalStackError(Exception):
-    """A LocalStack problem the user can act on; the message is one line."""
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from localdev.deploy.aws import is_missing
-from localdev.deploy.errors import DeployError
 from localdev.deploy.realizers.base import (
     Context,
     Inputs,
@@ -18,6 +17,7 @@ from localdev.deploy.realizers.base import (
     optional,
 )
 from localdev.deploy.state import ResourceState
+from localdev.errors import DeployError
 
 
 def _api_key(api: str) -> str:

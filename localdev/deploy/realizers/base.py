@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
 from localdev.deploy.aws import Clients, is_missing
-from localdev.deploy.errors import DeployError
 from localdev.deploy.state import ResourceState
+from localdev.errors import DeployError
 
 T = TypeVar("T")
 

@@ -11,7 +11,6 @@ import pulumi
 
 from localdev.deploy.assets import archive_zip
 from localdev.deploy.aws import is_missing
-from localdev.deploy.errors import DeployError
 from localdev.deploy.realizers.base import (
     Context,
     Inputs,
@@ -22,6 +21,7 @@ from localdev.deploy.realizers.base import (
     optional,
 )
 from localdev.deploy.state import ResourceState
+from localdev.errors import DeployError
 
 # Functions with a model to load take a while to become Active on 2 cores.
 _WAIT_S = 180.0

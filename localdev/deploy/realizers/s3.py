@@ -9,7 +9,6 @@ import pulumi
 
 from localdev.deploy.assets import asset_bytes
 from localdev.deploy.aws import is_missing
-from localdev.deploy.errors import DeployError
 from localdev.deploy.realizers.base import (
     Context,
     Inputs,
@@ -20,6 +19,7 @@ from localdev.deploy.realizers.base import (
     gone_ok,
 )
 from localdev.deploy.state import ResourceState
+from localdev.errors import DeployError
 
 
 def _bucket_key(bucket: str) -> str:

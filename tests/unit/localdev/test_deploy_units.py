@@ -16,9 +16,9 @@ from localdev.deploy import NotLocalStackError, up
 from localdev.deploy.assets import archive_zip, canonical, digest, fingerprint
 from localdev.deploy.aws import ProviderConfig
 from localdev.deploy.engine import _check_supported, _dependents_first
-from localdev.deploy.errors import DeployError
 from localdev.deploy.realizers import REALIZERS, not_emulated_reason
 from localdev.deploy.state import NotEmulated, ResourceState, StackState
+from localdev.errors import DeployError
 from model_runtime.settings import RuntimeSettings, on_opt
 
 

@@ -13,9 +13,9 @@ from botocore.exceptions import ClientError, ReadTimeoutError
 
 from model_runtime.delivery import Retry, S3Location, materialize
 from model_runtime.engine import Engine
-from model_runtime.errors import ArtifactError, ArtifactIntegrityError
+from model_runtime.errors import ArtifactError, ArtifactIntegrityError, ConfigError
 from model_runtime.manifest import MANIFEST_FILE
-from model_runtime.settings import ConfigError, RuntimeSettings
+from model_runtime.settings import RuntimeSettings
 
 BUCKET, PREFIX = "artifacts", "models/digits/abc123"
 URI = f"s3://{BUCKET}/{PREFIX}"

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from model_runtime.app import DEFAULT_MAX_BODY_BYTES
-from model_runtime.settings import ConfigError, RuntimeSettings
+from model_runtime.errors import ConfigError
+from model_runtime.settings import RuntimeSettings
 
 
 def test_defaults() -> None:

@@ -1,4 +1,8 @@
-"""What the deploy engine raises: each message names the stack, resource or setting."""
+"""What localdev raises; each message is one line naming the stack, resource or setting."""
+
+
+class LocalStackError(Exception):
+    """A LocalStack problem the user can act on (install, start, stop, a taken port)."""
 
 
 class DeployError(Exception):
