@@ -5,9 +5,9 @@ closed-loop clients (each sends its next request when the last one is answered) 
 keep-alive HTTP/1.1 connections. "off" is the same server with
 INFERSTACK_MAX_BATCH_SIZE=1: every request still runs in the worker thread, alone.
 
-    python benchmarks/batching.py                       # digits (and minilm if built) on CPU
-    python benchmarks/batching.py --models digits,minilm --clients 1,8,64 --duration 5
-    python benchmarks/batching.py --gpu                 # + a 12-layer transformer, torch on CUDA
+    python -m benchmarks.batching                       # digits (and minilm if built) on CPU
+    python -m benchmarks.batching --models digits,minilm --clients 1,8,64 --duration 5
+    python -m benchmarks.batching --gpu                 # + a 12-layer transformer, torch on CUDA
 
 Writes build/bench/batching.json and build/bench/batching.png, prints a table.
 """
@@ -21,9 +21,6 @@ import math
 import os
 import platform
 import re
-import signal
-import socket
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -33,12 +30,14 @@ from typing import Any
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from layers.package import project_root
+from localdev import server_process
+from localdev.server_process import ServerProcess
+from model_build.spec import ModelSpec, resolve
 
-from model_build.spec import ModelSpec, resolve  # noqa: E402
-
-OUT_DIR = ROOT / "build" / "bench"
+OUT_DIR = project_root() / "build" / "bench"
+# A torch model on CUDA takes a while to load.
+SERVER_START_TIMEOUT_S = 120
 
 
 @dataclass
@@ -170,72 +169,7 @@ def build_artifact(name: str, directory: Path) -> Path:
     return target
 
 
-# --- server -----------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class Server:
-    def __init__(self, env: dict[str, str]) -> None:
-        self.port = free_port()
-        self.log = open(OUT_DIR / f"server-{self.port}.log", "w+b")  # noqa: SIM115
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "model_runtime.server"],
-            cwd=ROOT,
-            env={
-                **os.environ,
-                **env,
-                "INFERSTACK_HOST": "127.0.0.1",
-                "INFERSTACK_PORT": str(self.port),
-            },
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + 120
-        while not self._ready():
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.log.seek(0)
-                output = self.log.read().decode()[-3000:]
-                self.stop()
-                raise RuntimeError(f"server did not start:\n{output}")
-            time.sleep(0.2)
-
-    def _ready(self) -> bool:
-        try:
-            status, _ = asyncio.run(_request("127.0.0.1", self.port, _get("/v2/health/ready")))
-            return status == 200
-        except OSError:
-            return False
-
-    def metrics(self) -> dict[str, float]:
-        _, body = asyncio.run(_request("127.0.0.1", self.port, _get("/metrics")))
-        values: dict[str, float] = {}
-        for line in body.decode().splitlines():
-            match = re.match(r"^(inferstack_\w+)\{[^}]*\} (\S+)$", line)
-            if match and "_bucket" not in match.group(1):
-                values[match.group(1)] = values.get(match.group(1), 0.0) + float(match.group(2))
-        return values
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.log.close()
-
-
 # --- load -------------------------------------------------------------------------------
-
-
-def _get(path: str) -> bytes:
-    return f"GET {path} HTTP/1.1\r\nHost: bench\r\n\r\n".encode()
 
 
 def _post(path: str, body: bytes) -> bytes:
@@ -252,15 +186,6 @@ async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
     match = re.search(rb"(?i)\r\ncontent-length: *(\d+)", head)
     body = await reader.readexactly(int(match.group(1))) if match else b""
     return status, body
-
-
-async def _request(host: str, port: int, raw: bytes) -> tuple[int, bytes]:
-    reader, writer = await asyncio.open_connection(host, port)
-    try:
-        writer.write(raw)
-        return await _read_response(reader)
-    finally:
-        writer.close()
 
 
 async def _client(
@@ -320,11 +245,16 @@ def measure(name: str, directory: Path, args: argparse.Namespace, body: bytes) -
     from model_runtime.manifest import Manifest
 
     raw = _post(f"/v2/models/{Manifest.load(directory).name}/infer", body)
-    servers: dict[str, Server] = {}
+    servers: dict[str, ServerProcess] = {}
     points = []
     try:
         for mode in ("off", "on"):
-            servers[mode] = Server(server_env(directory, mode, args))
+            servers[mode] = server_process.start(
+                server_process.container_server,
+                server_env(directory, mode, args),
+                OUT_DIR,
+                timeout_s=SERVER_START_TIMEOUT_S,
+            )
         for clients in args.clients:
             latencies: dict[str, list[float]] = {"off": [], "on": []}
             errors = {"off": 0, "on": 0}

@@ -10,7 +10,7 @@ not in any layer). Warm: p50/p99 of the model call on the same token tensors at 
 
 Prints a table and writes build/bench/coldstart.json.
 
-    .venv/bin/python benchmarks/coldstart.py [--runs 5]
+    .venv/bin/python -m benchmarks.coldstart [--runs 5]
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ from typing import Any
 import numpy as np
 from rich.console import Console
 from rich.table import Table
-from timing import measure
 
+from benchmarks.timing import measure
 from layers.bytecode import find_interpreter
 from layers.package import package, project_root
 from localdev.lambda_runner import LambdaTree, api_gateway_event, invoke
@@ -139,7 +139,6 @@ def torch_cold_starts(model_dir: Path, event: dict[str, Any], runs: int) -> dict
         "PATH": "/usr/bin:/bin",
         "HOME": tempfile.gettempdir(),
         "MODEL_URI": str(model_dir),
-        "PYTHONPATH": str(ROOT),
     }
     for _ in range(runs):
         started = time.perf_counter()
@@ -169,7 +168,8 @@ def warm_latencies(dirs: dict[str, Path], iterations: int) -> dict[str, Any]:
     import torch
 
     from model_build.reference_models.minilm import sentence_embedder, tokenize
-    from model_runtime.engine import available_cpus, create_session
+    from model_runtime.backends.onnxruntime_backend import create_session
+    from model_runtime.host import available_cpus
 
     threads = available_cpus()
     torch.set_num_threads(threads)

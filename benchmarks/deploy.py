@@ -18,7 +18,7 @@ build/deploy/bench.json); it is taken down and the benchmark's LocalStack stoppe
 at the end, also on failure. Targets: cold up <= 90 s including LocalStack start;
 no-change re-up <= 5 s.
 
-    .venv/bin/python benchmarks/deploy.py [--iterations 200] [--port 4577]
+    .venv/bin/python -m benchmarks.deploy [--iterations 200] [--port 4577]
 """
 
 from __future__ import annotations
@@ -52,14 +52,12 @@ def bench_config(port: int) -> Any:
 def child_up(port: int) -> None:
     """Runs in the measured process: what `inferstack up` does once LocalStack is up."""
     started = time.perf_counter()
-    from rich.console import Console
-
     from cli.prepare import prepare
     from localdev.deploy import engine
 
     config = bench_config(port)
     imported = time.perf_counter()
-    built = prepare(config, REPO, _say, Console(stderr=True))
+    built = prepare(config, REPO, _say)
     prepared = time.perf_counter()
     summary = engine.up(STACK, config=config, root=REPO)
     done = time.perf_counter()
@@ -77,25 +75,24 @@ def child_up(port: int) -> None:
 
 
 def run_up(port: int) -> dict[str, Any]:
-    from timing import run_child_json
+    from benchmarks.timing import run_child_json
 
-    command = [sys.executable, __file__, "--child-up", "--port", str(port)]
-    return run_child_json(command, {**os.environ, "PYTHONPATH": str(REPO)}, REPO)
+    command = [sys.executable, "-m", "benchmarks.deploy", "--child-up", "--port", str(port)]
+    return run_child_json(command, dict(os.environ), REPO)
 
 
 def build_step(config: Any) -> dict[str, Any]:
-    from rich.console import Console
-
     from cli.prepare import prepare
 
     started = time.perf_counter()
-    built = prepare(config, REPO, _say, Console(stderr=True))
+    built = prepare(config, REPO, _say)
     return {"seconds": time.perf_counter() - started, "built": built}
 
 
 def api_latency(url: str, model: str, body: bytes, iterations: int) -> dict[str, Any]:
     import httpx
-    from timing import measure
+
+    from benchmarks.timing import measure
 
     path = f"/v2/models/{model}/infer"
     headers = {"content-type": "application/json"}
@@ -116,8 +113,8 @@ def api_latency(url: str, model: str, body: bytes, iterations: int) -> dict[str,
 def handler_latency(model_dir: Path, model: str, body: bytes, iterations: int) -> dict[str, Any]:
     """The function's handler in this process (functions/handler.py's construction)."""
     from mangum import Mangum
-    from timing import measure
 
+    from benchmarks.timing import measure
     from localdev.lambda_runner import api_gateway_event
     from model_runtime.app import create_app
     from model_runtime.settings import RuntimeSettings
@@ -138,7 +135,6 @@ def handler_latency(model_dir: Path, model: str, body: bytes, iterations: int) -
 
 
 def main() -> None:
-    sys.path[:0] = [str(REPO), str(Path(__file__).resolve().parent)]
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--iterations", type=int, default=200)
     parser.add_argument("--port", type=int, default=4577, help="the benchmark's LocalStack")

@@ -6,7 +6,7 @@ measures p50/p99 per call at batch 1 and 32:
   Engine -> JSON through `functions.handler.handler`, (iv) torch eager.
 Prints a table and writes build/bench/runtime.json.
 
-    .venv/bin/python benchmarks/runtime.py [--iterations 2000]
+    .venv/bin/python -m benchmarks.runtime [--iterations 2000]
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 from rich.console import Console
 from rich.table import Table
-from timing import measure
 
+from benchmarks.timing import measure
 from localdev.lambda_runner import api_gateway_event
 
 OUT = Path("build/bench/runtime.json")
@@ -43,7 +43,8 @@ def main() -> None:
 
     from model_build.export import export_model
     from model_build.spec import resolve
-    from model_runtime.engine import Engine, create_session
+    from model_runtime.backends.onnxruntime_backend import create_session
+    from model_runtime.engine import Engine
 
     with console.status("training and exporting the digits model"):
         spec = resolve("digits").factory()

@@ -1,42 +1,48 @@
-"""The `inferstack` command line: build, serve, predict, demo.
+"""The `inferstack` command line: every command on one typer app.
 
-Every failure the user can cause prints one readable line and exits non-zero; tracebacks
-are for bugs only. Heavy imports (torch, onnxruntime) happen inside the commands.
+Every failure the user can cause prints one readable line and exits non-zero (cli/errors.py);
+tracebacks are for bugs only. Heavy imports (torch, onnxruntime, boto3, pulumi) happen
+inside the commands.
 """
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, get_args
 
 import typer
-from rich.console import Console
-from rich.table import Table
+from typer.core import TyperGroup
 
-from cli.deploy import app as deploy_app
-from cli.localstack import app as localstack_app
-from model_runtime.errors import InferstackError
+from cli import deploy, localstack
+from cli.console import console, err_console, note, spinner
+from cli.errors import UserError, describe, expected_errors, fail
+from cli.options import one_of
+from layers.package import DELIVERIES, Delivery
+from layers.targets import ARCHITECTURES, DEFAULT_ARCH, DEFAULT_RUNTIME
+from model_build.export import Exporter
+
+DEFAULT_MODELS_DIR = Path("build/models")
+
+
+class Commands(TyperGroup):
+    """The app's group: an expected error in any command (or a bad choice option) becomes
+    `fail()`'s one line, under the `inferstack` script and typer's CliRunner alike."""
+
+    def invoke(self, ctx: Any) -> Any:  # a click Context (typer's own copy of click)
+        try:
+            return super().invoke(ctx)
+        except expected_errors() as exc:
+            fail(describe(exc))
+
 
 app = typer.Typer(
     name="inferstack",
+    cls=Commands,
     help="Declare, build, serve and deploy ML models on AWS Lambda (or LocalStack).",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-app.add_typer(localstack_app, name="localstack")
-app.add_typer(deploy_app)
-console = Console()
-err_console = Console(stderr=True)
-
-DEFAULT_MODELS_DIR = Path("build/models")
-DEFAULT_SAMPLES_DIR = Path("build/samples")
-
-
-class UserError(Exception):
-    """A problem the user can fix; printed as one line."""
 
 
 @app.command()
@@ -48,19 +54,23 @@ def build(
         Path, typer.Option(help="Directory for artifact directories.")
     ] = DEFAULT_MODELS_DIR,
     quantize: Annotated[bool, typer.Option(help="Also write a dynamic int8 artifact.")] = True,
-    exporter: Annotated[str, typer.Option(help="torchscript or dynamo.")] = "torchscript",
+    exporter: Annotated[
+        Exporter,
+        typer.Option(parser=one_of("--exporter", get_args(Exporter)), help="The ONNX exporter."),
+    ] = "torchscript",
     force: Annotated[bool, typer.Option(help="Rebuild even when up to date.")] = False,
 ) -> None:
     """Train/load a declared model, export it to ONNX with a parity check, and quantize it."""
-    from cli.render import build_table
+    from cli.render import build_table, exporter_log_note
     from model_build.build import build_model
 
-    if exporter not in ("torchscript", "dynamo"):
-        raise UserError(f"--exporter has value {exporter!r}; allowed: torchscript, dynamo")
-    results = build_model(
-        model, out, quantize=quantize, exporter=exporter, force=force, console=console
-    )
-    console.print(build_table(f"inferstack build {model}", results))
+    with spinner() as progress:
+        report = build_model(
+            model, out, quantize=quantize, exporter=exporter, force=force, progress=progress
+        )
+    console.print(build_table(f"inferstack build {model}", report.artifacts))
+    if report.log is not None:
+        note(exporter_log_note(report.log))
 
 
 @app.command()
@@ -98,15 +108,14 @@ def predict(
     """Send one input to a server (--url --model) or a local artifact (--model-dir)."""
     from cli.predict import predict_local, predict_remote
 
-    if (url is None) == (model_dir is None):
-        raise UserError("give either --url (with --model) or --model-dir")
-    if url is not None:
+    if url is not None and model_dir is None:
         if not model:
             raise UserError("--model is required with --url")
         response = predict_remote(url, model, input_file)
-    else:
-        assert model_dir is not None
+    elif model_dir is not None and url is None:
         response = predict_local(model_dir, input_file)
+    else:
+        raise UserError("give either --url (with --model) or --model-dir")
     if raw:
         console.print_json(data=response)
     else:
@@ -118,30 +127,28 @@ def predict(
 @app.command()
 def package(
     model_dir: Annotated[Path, typer.Argument(help="The artifact directory to package.")],
-    runtime: Annotated[str, typer.Option(help="Lambda runtime, e.g. python3.12.")] = "python3.12",
-    arch: Annotated[str, typer.Option(help="x86_64 or arm64.")] = "x86_64",
-    delivery: Annotated[str, typer.Option(help="layer (under /opt) or s3 (to /tmp).")] = "layer",
+    runtime: Annotated[
+        str, typer.Option(help="Lambda runtime, e.g. python3.12.")
+    ] = DEFAULT_RUNTIME,
+    arch: Annotated[
+        str, typer.Option(parser=one_of("--arch", ARCHITECTURES), help="x86_64 or arm64.")
+    ] = DEFAULT_ARCH,
+    delivery: Annotated[
+        Delivery,
+        typer.Option(
+            parser=one_of("--delivery", DELIVERIES), help="layer (under /opt) or s3 (to /tmp)."
+        ),
+    ] = "layer",
     force: Annotated[bool, typer.Option(help="Rebuild even when cached.")] = False,
 ) -> None:
     """Build the function zip, runtime layer and model layer (or S3 objects), and check
     them against Lambda's size limits."""
-    from layers.errors import PackagingError
+    from cli.render import package_table
     from layers.package import package as build_package
 
-    if delivery not in ("layer", "s3"):
-        raise UserError(f"--delivery has value {delivery!r}; allowed: layer, s3")
     with console.status(f"packaging {model_dir} for {runtime}/{arch}"):
-        try:
-            result = build_package(model_dir, runtime, arch, delivery, force=force)  # type: ignore[arg-type]
-        except PackagingError as exc:
-            raise UserError(str(exc)) from exc
-    table = Table(title=f"Lambda package: {result.model.name} ({runtime}, {arch}, {delivery})")
-    rows = result.budget.rows()
-    for column in rows[0]:
-        table.add_column(column, justify="right" if column in ("zipped", "unzipped") else "left")
-    for row in rows:
-        table.add_row(*row.values())
-    console.print(table)
+        result = build_package(model_dir, runtime, arch, delivery, force=force)
+    console.print(package_table(result, delivery))
     console.print(f"MODEL_URI={result.model_uri}")
     for part in [result.function, *result.layers]:
         console.print(f"  {part.path}")
@@ -155,29 +162,17 @@ def demo(
     predictions through API Gateway to Lambda."""
     from cli.demo import run_demo
 
-    run_demo(console, keep=keep)
+    run_demo(keep=keep)
+
+
+for command in (deploy.up, deploy.down, deploy.status):
+    app.command()(command)
+app.add_typer(localstack.app, name="localstack")
 
 
 def main() -> None:
-    """Entry point: run the app, turning expected failures into one line and exit 1."""
-    from pydantic import ValidationError
-
-    from cli.predict import PredictError
-    from model_runtime.errors import ConfigError
-
-    try:
-        app()
-    except (UserError, PredictError, InferstackError, ConfigError, OSError) as exc:
-        fail(str(exc))
-    except ValidationError as exc:
-        fail(str(exc.errors()[0]["msg"]))
-    except json.JSONDecodeError as exc:
-        fail(f"invalid JSON: {exc}")
-
-
-def fail(message: str) -> NoReturn:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    sys.exit(1)
+    """The `inferstack` script."""
+    app()
 
 
 if __name__ == "__main__":

@@ -8,9 +8,11 @@ Gateway to the Lambda functions.
 from __future__ import annotations
 
 import numpy as np
-from rich.console import Console
 from rich.panel import Panel
 
+from cli import deployment
+from cli.console import console, note
+from cli.deploy import print_deployment
 from cli.predict import infer_remote, predict_remote
 from cli.render import response_table
 from model_build.build import sample_path
@@ -23,25 +25,25 @@ SENTENCES = [
 ]
 
 
-def run_demo(console: Console, *, keep: bool) -> None:
+def run_demo(*, keep: bool) -> None:
     """Deploy the local stack and print one digit prediction and MiniLM similarities,
     all served by Lambda behind API Gateway. LocalStack is stopped at the end (by PID)
     unless it was already running or `keep` is set."""
-    from cli import deploy
     from localdev.localstack import manager
 
     was_running = manager.status().running
     try:
-        outputs = deploy.up(stack=STACK, engine=deploy.Engine.auto, build=True)
-        url = outputs["url"]
-        functions = outputs.get("functions") or {}
+        deployed = deployment.up(STACK, build=True, echo=note)
+        print_deployment(deployed)
+        url = deployed.outputs["url"]
+        functions = deployed.outputs.get("functions") or {}
         console.rule("predictions through API Gateway → Lambda (LocalStack)")
-        _digit(console, url)
+        _digit(url)
         text_model = next((name for name in sorted(functions) if name.startswith("minilm")), None)
         if text_model is None:
             console.print("the local stack serves no MiniLM model; skipped the text demo")
         else:
-            _similarities(console, url, text_model)
+            _similarities(url, text_model)
     finally:
         if keep or was_running:
             console.print("LocalStack keeps running; stop it with `inferstack localstack stop`")
@@ -50,7 +52,7 @@ def run_demo(console: Console, *, keep: bool) -> None:
             console.print("stopped LocalStack (run `inferstack demo --keep` to keep it up)")
 
 
-def _digit(console: Console, url: str) -> None:
+def _digit(url: str) -> None:
     response = predict_remote(url, "digits", sample_path("digits"))
     console.print(response_table(response))
     outputs = {output["name"]: output for output in response["outputs"]}
@@ -66,7 +68,7 @@ def _digit(console: Console, url: str) -> None:
     )
 
 
-def _similarities(console: Console, url: str, model: str) -> None:
+def _similarities(url: str, model: str) -> None:
     request = {
         "inputs": [
             {"name": "text", "shape": [len(SENTENCES)], "datatype": "BYTES", "data": SENTENCES}

@@ -1,36 +1,20 @@
-"""`inferstack localstack install|start|stop|status`.
-
-Mounted by the main CLI with ``app.add_typer(localstack_app, name="localstack")``.
-"""
+"""`inferstack localstack install|start|stop|status`: a typer group the app mounts as
+`localstack`."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
-from localdev.errors import LocalStackError
+from cli.console import console, echo
 from localdev.localstack import manager
 
 app = typer.Typer(
     name="localstack",
     help="LocalStack community in host mode (no Docker): install, start, stop, status.",
     no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    add_completion=False,
 )
-console = Console()
-err_console = Console(stderr=True)
-
-
-def _fail(exc: LocalStackError) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-    return typer.Exit(1)
-
-
-def _echo(message: str) -> None:
-    err_console.print(message, highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -38,10 +22,7 @@ def install(
     force: Annotated[bool, typer.Option(help="Reinstall even when up to date.")] = False,
 ) -> None:
     """Install LocalStack and our Lambda executor into .localstack-venv/ (cached)."""
-    try:
-        result = manager.install(force=force, echo=_echo)
-    except LocalStackError as exc:
-        raise _fail(exc) from None
+    result = manager.install(force=force, echo=echo)
     what = ", ".join(result.steps) if result.changed else "nothing to do (up to date)"
     console.print(f"installed: {what} in {result.seconds:.1f} s")
 
@@ -53,10 +34,7 @@ def start(
     timeout: Annotated[float, typer.Option(help="Seconds to wait for health.")] = 120.0,
 ) -> None:
     """Start LocalStack (or reuse the running one) and wait until it is healthy."""
-    try:
-        status = manager.start(port, host, timeout_s=timeout, echo=_echo)
-    except LocalStackError as exc:
-        raise _fail(exc) from None
+    status = manager.start(port, host, timeout_s=timeout, echo=echo)
     verb = "already running" if status.reused else "started"
     console.print(f"LocalStack {verb}: {status.endpoint} (pid {status.pid})", soft_wrap=True)
 
@@ -64,10 +42,7 @@ def start(
 @app.command()
 def stop() -> None:
     """Stop our LocalStack by its PID, with every Lambda environment it started."""
-    try:
-        was_running = manager.stop()
-    except LocalStackError as exc:
-        raise _fail(exc) from None
+    was_running = manager.stop()
     console.print("LocalStack stopped" if was_running else "LocalStack was not running")
 
 

@@ -9,11 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from cli.errors import PredictError
 from model_runtime.datatypes import to_numpy
-
-
-class PredictError(Exception):
-    """The input file or the server's answer is not usable; printed as one line."""
 
 
 def predict_remote(url: str, model: str, input_file: Path) -> dict[str, Any]:
@@ -94,6 +91,7 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 
 def _json_or_raise(response: Any) -> dict[str, Any]:
+    body: dict[str, Any]
     try:
         body = response.json()
     except ValueError:
@@ -103,4 +101,4 @@ def _json_or_raise(response: Any) -> dict[str, Any]:
             f"{response.request.method} {response.request.url} answered"
             f" {response.status_code}: {body.get('error', body)}"
         )
-    return body  # type: ignore[no-any-return]
+    return body

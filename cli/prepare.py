@@ -11,8 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from rich.console import Console
-
+from cli.render import exporter_log_note
 from model_build.spec import BUILTIN_MODELS
 from model_runtime.manifest import MANIFEST_FILE
 from stacks.schema import StackConfig
@@ -21,14 +20,15 @@ Echo = Callable[[str], None]
 QUANTIZED_SUFFIX = "-int8"
 
 
-def prepare(config: StackConfig, root: Path, echo: Echo, console: Console) -> list[str]:
-    """Build the stack's missing artifacts and packages; returns what was built."""
-    built = build_models(config, root, echo, console)
+def prepare(config: StackConfig, root: Path, echo: Echo) -> list[str]:
+    """Build the stack's missing artifacts and packages, saying what to `echo`; returns
+    what was built."""
+    built = build_models(config, root, echo)
     built += build_packages(config, root, echo)
     return built
 
 
-def build_models(config: StackConfig, root: Path, echo: Echo, console: Console) -> list[str]:
+def build_models(config: StackConfig, root: Path, echo: Echo) -> list[str]:
     from model_build.build import build_model
 
     built: list[str] = []
@@ -41,15 +41,17 @@ def build_models(config: StackConfig, root: Path, echo: Echo, console: Console) 
         if base not in BUILTIN_MODELS:
             continue
         echo(f"building model {base} (fp32 and int8) into {directory.parent}")
-        results = build_model(
+        report = build_model(
             base,
             directory.parent,
             quantize=True,
             exporter="torchscript",
             force=False,
-            console=console,
+            progress=echo,
         )
-        built += [result.manifest.name for result in results if result.status == "built"]
+        if report.log is not None:
+            echo(exporter_log_note(report.log))
+        built += [result.manifest.name for result in report.artifacts if result.status == "built"]
     return built
 
 
@@ -59,9 +61,7 @@ def build_packages(config: StackConfig, root: Path, echo: Echo) -> list[str]:
     from layers.package import package
 
     built: dict[str, None] = {}
-    for model in config.lambda_models:
-        function = model.lambda_
-        assert function is not None
+    for model, function in config.lambda_functions:
         directory = root / model.artifact_dir
         if not (directory / MANIFEST_FILE).is_file():
             continue  # the program's load_artifact names the artifact and how to build it

@@ -1,13 +1,16 @@
-"""Rich tables for command results."""
+"""How command results look: rich tables and the lines around them."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from rich.table import Table
 
-from model_build.build import BuildResult
+if TYPE_CHECKING:
+    from layers.package import PackageResult
+    from model_build.build import BuildResult
 
 
 def build_table(title: str, results: Sequence[BuildResult]) -> Table:
@@ -26,6 +29,23 @@ def build_table(title: str, results: Sequence[BuildResult]) -> Table:
             f"{manifest.evaluation.accuracy:.2%}" if manifest.evaluation else "-",
             f"{quant.top1_agreement:.2%}" if quant and quant.top1_agreement is not None else "-",
         )
+    return table
+
+
+def exporter_log_note(log: Path) -> str:
+    return f"exporter warnings logged to {log}"
+
+
+def package_table(result: PackageResult, delivery: str) -> Table:
+    target = result.target
+    table = Table(
+        title=f"Lambda package: {result.model.name} ({target.runtime}, {target.arch}, {delivery})"
+    )
+    rows = result.budget.rows()
+    for column in rows[0]:
+        table.add_column(column, justify="right" if column in ("zipped", "unzipped") else "left")
+    for row in rows:
+        table.add_row(*row.values())
     return table
 
 

@@ -19,7 +19,7 @@ from infra.errors import ArtifactMissingError, PackageBudgetError
 from layers.budget import Budget
 from layers.errors import BudgetError, NotBuiltError
 from layers.model import MOUNT
-from stacks.schema import ModelConfig
+from stacks.schema import LambdaConfig, ModelConfig
 
 
 @dataclass(frozen=True)
@@ -32,13 +32,11 @@ class FunctionBundle:
 
 
 def function_bundle(
-    root: Path, model: ModelConfig, artifact: Artifact, stack: str
+    root: Path, model: ModelConfig, function: LambdaConfig, artifact: Artifact, stack: str
 ) -> FunctionBundle:
     """The built zips of `model`'s function, checked against Lambda's size limits."""
     from layers.package import package
 
-    function = model.lambda_
-    assert function is not None
     try:
         result = package(
             artifact.directory,

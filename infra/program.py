@@ -26,8 +26,8 @@ def define_stack(config: StackConfig, stack: str, root: Path) -> dict[str, Any]:
     artifacts = {model.name: load_artifact(root, model) for model in config.models}
     # Every function's zips are found and fit Lambda's limits before anything is declared.
     function_bundles = {
-        model.name: bundles.function_bundle(root, model, artifacts[model.name], stack)
-        for model in config.lambda_models
+        model.name: bundles.function_bundle(root, model, function, artifacts[model.name], stack)
+        for model, function in config.lambda_functions
     }
     store = ArtifactStore(
         f"{prefix}-artifacts",
@@ -84,9 +84,7 @@ def _define_functions(
         # Lambda proxy responses carry their own headers: the app must add this one.
         environment["CORS_ALLOW_ORIGIN"] = config.api.cors.allow_origin
     functions = {}
-    for model in config.lambda_models:
-        function = model.lambda_
-        assert function is not None
+    for model, function in config.lambda_functions:
         bundle = function_bundles[model.name]
         key = (function.runtime, function.architecture)
         if key not in runtime_layers:

@@ -26,10 +26,8 @@ def services_used(config: StackConfig) -> list[str]:
     if config.lambda_models:
         services |= {"lambda", "logs", "apigateway"}
     if any(
-        model.lambda_ is not None
-        and model.lambda_.provisioned is not None
-        and model.lambda_.provisioned.autoscaled
-        for model in config.models
+        function.provisioned is not None and function.provisioned.autoscaled
+        for _model, function in config.lambda_functions
     ):
         services.add("appautoscaling")
     return sorted(services)

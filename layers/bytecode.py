@@ -9,28 +9,20 @@ the runtime never stats the source to check them.
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 from pathlib import Path
 
-from layers.errors import PackagingError
+from layers.errors import InterpreterNotFoundError, PackagingError
+from layers.interpreters import find_python
 
 
 def find_interpreter(version: str) -> Path | None:
-    """A `python<version>` binary: pyenv's versions first (its shims fail for a
-    version that is not active), then PATH."""
-    pyenv_root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
-    candidates = sorted(
-        (pyenv_root / "versions").glob(f"{version}.*/bin/python{version}"), reverse=True
-    )
-    on_path = shutil.which(f"python{version}")
-    if on_path and "/shims/" not in on_path:
-        candidates.append(Path(on_path))
-    for candidate in candidates:
-        if candidate.is_file() and os.access(candidate, os.X_OK):
-            return candidate
-    return None
+    """The interpreter to compile with (see layers.interpreters), or None: without one
+    the zips ship no bytecode."""
+    try:
+        return find_python(version)
+    except InterpreterNotFoundError:
+        return None
 
 
 def compile_tree(directory: Path, interpreter: Path, display_root: str) -> None:

@@ -13,3 +13,16 @@ class BudgetError(PackagingError):
 
 class NotBuiltError(PackagingError):
     """A zip the caller only looks up (never builds) is not in the build cache."""
+
+
+class InterpreterNotFoundError(PackagingError):
+    """No usable interpreter of a Python version: `where` says where it looked (or which
+    override variable is wrong), for callers that word their own message."""
+
+    def __init__(self, version: str, where: str, variable: str) -> None:
+        super().__init__(
+            f"no python{version} interpreter found ({where}); install it (e.g. `pyenv install "
+            f"{version}`) or set {variable} to its path"
+        )
+        self.version = version
+        self.where = where

@@ -15,3 +15,7 @@ class NotLocalStackError(DeployError):
 
 class EndpointDownError(DeployError):
     """The stack's LocalStack endpoint does not answer."""
+
+
+class ServerProcessError(Exception):
+    """A local server process exited, was not ready in time, or answered an error."""

@@ -16,12 +16,13 @@ from typing import Any, Literal
 
 import numpy as np
 
+from model_build.errors import ExportError
 from model_build.parity import Arrays, compare, describe_failure, random_batches
 from model_build.spec import EvalData, ModelSpec
-from model_runtime.backends.torch_backend import TorchFormat, export_torch_artifact
+from model_build.torch_export import export_torch_artifact
+from model_runtime.backends.onnxruntime_backend import create_session
+from model_runtime.backends.torch_backend import TorchFormat
 from model_runtime.datatypes import from_onnx_type
-from model_runtime.engine import create_session
-from model_runtime.errors import ExportError
 from model_runtime.manifest import (
     MODEL_FILE,
     BackendArtifact,
@@ -188,6 +189,8 @@ def _export_onnx(spec: ModelSpec, path: Path, opset: int, exporter: Exporter) ->
                 opset_version=opset,
                 dynamo=exporter == "dynamo",
                 external_data=False,
+                # No "[torch.onnx] ..." progress lines (dynamo): the build reports its own.
+                verbose=False,
             )
         onnx.checker.check_model(str(path), full_check=True)
     except Exception as exc:

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import numpy as np
 
+from model_build.errors import ExportError
 from model_build.export import _onnx_runner, _staging_dir, evaluate, predicted_classes
 from model_build.parity import compare, random_batches
 from model_build.spec import ModelSpec
-from model_runtime.engine import create_session
-from model_runtime.errors import ExportError
+from model_runtime.backends.onnxruntime_backend import create_session
 from model_runtime.manifest import (
     MODEL_FILE,
     Manifest,

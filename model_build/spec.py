@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from model_runtime.errors import ExportError
+from model_build.errors import ExportError
 from model_runtime.preprocess import TokenizerSpec
 
 # Short names for the models this project ships.

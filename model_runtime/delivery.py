@@ -3,9 +3,9 @@
 A local directory (a layer under /opt included) is used in place. `s3://bucket/prefix`
 is downloaded at cold start to /tmp, once per execution environment: `manifest.json`
 first, then every file it lists, each checked against its sha256 while it streams.
-Only `s3:GetObject` is needed (no listing). Transient S3 failures are retried with
-exponential backoff. boto3 is imported only here and only for s3:// URIs: Lambda
-provides it, so it is not in the runtime layer.
+Only `s3:GetObject` is needed (no listing). Transient failures are retried with
+exponential backoff. Objects are read through an ObjectReader: for S3 that is
+`model_runtime.s3_reader`, the one module that knows botocore.
 """
 
 from __future__ import annotations
@@ -21,32 +21,37 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Protocol, TypeVar
 
-from model_runtime.errors import ArtifactError, ArtifactIntegrityError
+from model_runtime.errors import (
+    ArtifactError,
+    ArtifactIntegrityError,
+    ObjectReadError,
+    TransientReadError,
+)
 from model_runtime.manifest import MANIFEST_FILE, Manifest
+from model_runtime.s3_reader import S3Reader
 
 logger = logging.getLogger("inferstack")
 
 S3_SCHEME = "s3://"
 # Present only in a fully downloaded and verified directory.
 COMPLETE_MARKER = ".complete"
-# S3 error codes worth another try; anything else (403, 404, ...) fails at once.
-TRANSIENT_CODES = frozenset(
-    {
-        "InternalError",
-        "ServiceUnavailable",
-        "SlowDown",
-        "RequestTimeout",
-        "Throttling",
-        "ThrottlingException",
-        "RequestLimitExceeded",
-        "500",
-        "502",
-        "503",
-        "504",
-    }
-)
+
+T = TypeVar("T")
+
+
+class ObjectReader(Protocol):
+    """Objects of a bucket, by key. Failures are ObjectNotFound, TransientReadError (worth
+    another try) or another ObjectReadError."""
+
+    def read(self, bucket: str, key: str) -> bytes:
+        """The whole object."""
+        ...
+
+    def stream(self, bucket: str, key: str, write: Callable[[bytes], object]) -> None:
+        """The object, chunk by chunk, into `write`."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -67,6 +72,9 @@ class S3Location:
     def key(self, name: str) -> str:
         return f"{self.prefix}/{name}"
 
+    def url(self, name: str) -> str:
+        return f"{S3_SCHEME}{self.bucket}/{self.key(name)}"
+
     def __str__(self) -> str:
         return f"{S3_SCHEME}{self.bucket}/{self.prefix}"
 
@@ -84,15 +92,11 @@ class Retry:
         return random.uniform(ceiling / 2, ceiling)
 
 
-class TransientDownloadError(ArtifactError):
-    """A download failed in a way that another try may fix."""
-
-
 def materialize(
     uri: str,
     *,
     cache_dir: Path | None = None,
-    client: Any = None,
+    reader: ObjectReader | None = None,
     retry: Retry | None = None,
     backend: str = "onnxruntime",
 ) -> Path:
@@ -106,7 +110,7 @@ def materialize(
     location = S3Location.parse(uri)
     if location is None:
         raise ArtifactError(f"model URI {uri!r} is not s3://<bucket>/<prefix>")
-    return download(location, cache_dir=cache_dir, client=client, retry=retry, backend=backend)
+    return download(location, cache_dir=cache_dir, reader=reader, retry=retry, backend=backend)
 
 
 def default_cache_dir() -> Path:
@@ -118,7 +122,7 @@ def download(
     location: S3Location,
     *,
     cache_dir: Path | None = None,
-    client: Any = None,
+    reader: ObjectReader | None = None,
     retry: Retry | None = None,
     backend: str = "onnxruntime",
 ) -> Path:
@@ -128,13 +132,13 @@ def download(
     if (target / COMPLETE_MARKER).is_file():
         return target
     retry = retry or Retry()
-    client = client or _s3_client()
+    reader = reader or S3Reader()
     cache_dir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".download-", dir=cache_dir))
     try:
         started = time.perf_counter()
-        fetch_manifest = partial(_fetch, client, location, MANIFEST_FILE, None)
-        manifest_bytes = _with_retry(retry, location, MANIFEST_FILE, fetch_manifest)
+        read_manifest = partial(_read, reader, location, MANIFEST_FILE)
+        manifest_bytes = _with_retry(retry, location, MANIFEST_FILE, read_manifest)
         manifest = Manifest.parse(manifest_bytes, f"{location}/{MANIFEST_FILE}")
         (staging / MANIFEST_FILE).write_bytes(manifest_bytes)
         names = sorted(manifest.files_for(backend))
@@ -142,8 +146,8 @@ def download(
             destination = staging / _safe_name(name, location)
             destination.parent.mkdir(parents=True, exist_ok=True)
             sha256 = manifest.files[name].sha256
-            fetch = partial(_fetch, client, location, name, (destination, sha256))
-            _with_retry(retry, location, name, fetch)
+            save = partial(_save, reader, location, name, destination, sha256)
+            _with_retry(retry, location, name, save)
         (staging / COMPLETE_MARKER).write_text(str(location), encoding="utf-8")
         try:
             staging.rename(target)
@@ -162,69 +166,62 @@ def download(
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def _fetch(client: Any, location: S3Location, name: str, verify: tuple[Path, str] | None) -> bytes:
-    """GET one object; stream it to `verify[0]` checking sha256 `verify[1]`, or return it."""
-    key = location.key(name)
+def _read(reader: ObjectReader, location: S3Location, name: str) -> bytes:
     try:
-        body = client.get_object(Bucket=location.bucket, Key=key)["Body"]
-        if verify is None:
-            data: bytes = body.read()
-            return data
-        path, expected = verify
-        digest = hashlib.sha256()
+        return reader.read(location.bucket, location.key(name))
+    except TransientReadError:
+        raise
+    except ObjectReadError as exc:
+        raise ArtifactError(f"cannot download model file {location.url(name)}: {exc}") from exc
+
+
+def _save(reader: ObjectReader, location: S3Location, name: str, path: Path, sha256: str) -> None:
+    """Stream one object into `path`, checking its sha256 on the way."""
+    digest = hashlib.sha256()
+    try:
         with open(path, "wb") as handle:
-            for chunk in iter(lambda: body.read(1 << 20), b""):
+
+            def write(chunk: bytes) -> None:
                 digest.update(chunk)
                 handle.write(chunk)
-    except Exception as exc:
-        if _is_transient(exc):
-            raise TransientDownloadError(f"{S3_SCHEME}{location.bucket}/{key}: {exc}") from exc
-        raise ArtifactError(
-            f"cannot download model file {S3_SCHEME}{location.bucket}/{key}: {exc}"
-        ) from exc
+
+            reader.stream(location.bucket, location.key(name), write)
+    except TransientReadError:
+        raise
+    except (ObjectReadError, OSError) as exc:
+        raise ArtifactError(f"cannot download model file {location.url(name)}: {exc}") from exc
     actual = digest.hexdigest()
-    if actual != expected:
-        # A cut-off transfer looks like this too, so it is retried before giving up.
-        raise TransientDownloadError(
-            f"model file {S3_SCHEME}{location.bucket}/{key} is corrupt or was modified:"
-            f" sha256 expected {expected}, actual {actual}"
+    if actual != sha256:
+        # A cut-off transfer looks like this too, so it is tried again before giving up.
+        raise ArtifactIntegrityError(
+            f"model file {location.url(name)} is corrupt or was modified:"
+            f" sha256 expected {sha256}, actual {actual}"
         )
-    return b""
 
 
-def _with_retry(retry: Retry, location: S3Location, name: str, fetch: Callable[[], bytes]) -> bytes:
+def _with_retry(retry: Retry, location: S3Location, name: str, fetch: Callable[[], T]) -> T:
+    """`fetch()`, tried again after a TransientReadError or a sha256 mismatch."""
     for attempt in range(1, retry.attempts + 1):
         try:
             return fetch()
-        except TransientDownloadError as exc:
+        except ArtifactIntegrityError as exc:
             if attempt == retry.attempts:
-                if "sha256 expected" in str(exc):
-                    raise ArtifactIntegrityError(f"{exc} (after {attempt} attempts)") from exc
+                raise ArtifactIntegrityError(f"{exc} (after {attempt} attempts)") from exc
+            _wait(retry, attempt, str(exc))
+        except TransientReadError as exc:
+            if attempt == retry.attempts:
                 raise ArtifactError(
                     f"cannot download model file {location.key(name)} from {location}:"
-                    f" {exc.__cause__ or exc} (after {attempt} attempts)"
+                    f" {exc} (after {attempt} attempts)"
                 ) from exc
-            delay = retry.delay(attempt)
-            logger.warning("retrying in %.2fs (attempt %d): %s", delay, attempt, exc)
-            retry.sleep(delay)
+            _wait(retry, attempt, f"{location.url(name)}: {exc}")
     raise AssertionError("unreachable")
 
 
-def _is_transient(exc: BaseException) -> bool:
-    if isinstance(exc, (ConnectionError, TimeoutError)):
-        return True
-    try:
-        from botocore import exceptions as boto
-    except ImportError:  # not on Lambda and no boto3: nothing botocore-specific to classify
-        return False
-    if isinstance(exc, boto.ClientError):
-        error = exc.response.get("Error", {})
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-        return str(error.get("Code", "")) in TRANSIENT_CODES or int(status or 0) >= 500
-    return isinstance(
-        exc,
-        (boto.HTTPClientError, boto.ConnectionError, boto.IncompleteReadError),
-    )
+def _wait(retry: Retry, attempt: int, reason: str) -> None:
+    delay = retry.delay(attempt)
+    logger.warning("retrying in %.2fs (attempt %d): %s", delay, attempt, reason)
+    retry.sleep(delay)
 
 
 def _safe_name(name: str, location: S3Location) -> str:
@@ -233,14 +230,3 @@ def _safe_name(name: str, location: S3Location) -> str:
     if path.is_absolute() or ".." in path.parts or not path.parts or name != path.as_posix():
         raise ArtifactError(f"model manifest {location}/{MANIFEST_FILE} lists a bad file {name!r}")
     return os.path.join(*path.parts)
-
-
-def _s3_client() -> Any:
-    import boto3
-    from botocore.config import Config
-
-    # botocore retries requests itself; reads of a body that breaks mid-stream are ours.
-    config = Config(
-        retries={"mode": "standard", "max_attempts": 3}, connect_timeout=5, read_timeout=30
-    )
-    return boto3.client("s3", config=config)

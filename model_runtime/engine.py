@@ -6,7 +6,6 @@ serve`. Loading verifies every file's sha256 before onnxruntime sees a byte of i
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,39 +21,6 @@ from model_runtime.preprocess import TextTokenizer
 Tensors = dict[str, np.ndarray[Any, Any]]
 # Client inputs -> the model's inputs, plus response parameters (e.g. what was truncated).
 Preprocess = Callable[[Tensors], tuple[Tensors, dict[str, Any]]]
-
-
-def available_cpus() -> int:
-    """CPUs this process may run on (respects affinity, unlike os.cpu_count())."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
-
-
-def create_session(
-    model_path: Path,
-    threads: int | None = None,
-    providers: Sequence[Any] = ("CPUExecutionProvider",),
-) -> Any:
-    """An onnxruntime session (CPU unless `providers` say otherwise) sized for this host.
-
-    Nothing is written to disk: no optimized-model cache, no profiling, no telemetry
-    (Lambda only allows writes under /tmp).
-    """
-    import onnxruntime as ort
-
-    ort.disable_telemetry_events()
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.intra_op_num_threads = threads or available_cpus()
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.enable_profiling = False
-    options.log_severity_level = 3
-    return ort.InferenceSession(
-        str(model_path), sess_options=options, providers=list(providers)
-    )
 
 
 class Engine:
@@ -156,9 +122,7 @@ class Engine:
 
     # The batcher calls the three steps of `infer_with_parameters` apart: `prepare` and
     # `check_outputs` per request on the event loop, `run` once per batch in a thread.
-    def prepare(
-        self, inputs: Mapping[str, np.ndarray[Any, Any]]
-    ) -> tuple[Tensors, dict[str, Any]]:
+    def prepare(self, inputs: Mapping[str, np.ndarray[Any, Any]]) -> tuple[Tensors, dict[str, Any]]:
         """Validate and pre-process one request: the model's feed, response parameters."""
         feed = self.validate(inputs)
         parameters: dict[str, Any] = {}

@@ -55,6 +55,24 @@ class BackendUnavailable(InferstackError):
         self.option = option
 
 
+class OptionNotAllowed(BackendUnavailable):
+    """A backend, device or dtype value that is not one of `allowed`; `needs_backend`
+    names the backend a known value needs when the chosen one cannot take it."""
+
+    def __init__(
+        self,
+        message: str,
+        option: str,
+        value: str,
+        allowed: tuple[str, ...],
+        needs_backend: str | None = None,
+    ) -> None:
+        super().__init__(message, option)
+        self.value = value
+        self.allowed = allowed
+        self.needs_backend = needs_backend
+
+
 class ArtifactError(InferstackError):
     """A model artifact directory is missing, unreadable or inconsistent."""
 
@@ -63,8 +81,18 @@ class ArtifactIntegrityError(ArtifactError):
     """A model file's sha256 does not match the manifest."""
 
 
-class ExportError(InferstackError):
-    """Export to ONNX failed, or the exported model does not match the source."""
+class ObjectReadError(ArtifactError):
+    """Reading an object from an object store failed; only a TransientReadError is worth
+    another try."""
+
+
+class ObjectNotFound(ObjectReadError):
+    """The object store has no object under that key."""
+
+
+class TransientReadError(ObjectReadError):
+    """Reading an object failed in a way another try may fix (throttling, a dropped
+    connection, a server error)."""
 
 
 class ConfigError(InferstackError, ValueError):

@@ -27,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import math
 import os
 import sys
 from collections.abc import AsyncIterator, Mapping
@@ -41,22 +40,25 @@ from fastapi.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from model_runtime.app import create_app
-from model_runtime.backends import BACKEND_NAMES, PRECISIONS, BackendOptions, check_device
+from model_runtime.backends import BackendOptions
 from model_runtime.batcher import BatchingConfig, DynamicBatcher
 from model_runtime.dataplane import DataPlane
 from model_runtime.datatypes import to_numpy
-from model_runtime.engine import Engine, available_cpus
+from model_runtime.engine import Engine
 from model_runtime.errors import BackendUnavailable, ConfigError, InferstackError
+from model_runtime.host import available_cpus
 from model_runtime.metrics import Metrics
-from model_runtime.settings import RuntimeSettings
+from model_runtime.settings import (
+    BACKEND_ENV,
+    RuntimeSettings,
+    read_backend_options,
+    read_choice,
+    read_number,
+    read_whole_number,
+)
 
 logger = logging.getLogger("inferstack.server")
 
-ENV_BY_OPTION = {
-    "backend": "INFERSTACK_BACKEND",
-    "device": "INFERSTACK_DEVICE",
-    "dtype": "INFERSTACK_DTYPE",
-}
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
@@ -73,32 +75,19 @@ class ServerSettings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ServerSettings:
         env = os.environ if environ is None else environ
-        backend = _choice(env, "INFERSTACK_BACKEND", BACKEND_NAMES, "onnxruntime")
-        device = env.get("INFERSTACK_DEVICE") or "auto"
-        try:
-            check_device(device)
-        except BackendUnavailable:
-            raise ConfigError(
-                f"INFERSTACK_DEVICE has value {device!r}; allowed: auto, cpu, cuda, cuda:N"
-            ) from None
-        dtype = _choice(env, "INFERSTACK_DTYPE", PRECISIONS, "fp32")
-        if backend == "onnxruntime" and dtype != "fp32":
-            raise ConfigError(
-                f"INFERSTACK_DTYPE has value {dtype!r}, which needs INFERSTACK_BACKEND=torch;"
-                " allowed with onnxruntime: fp32"
-            )
+        backend = read_backend_options(env)
         return cls(
             runtime=RuntimeSettings.from_env(env),
             host=env.get("INFERSTACK_HOST") or "0.0.0.0",
-            port=_integer(env, "INFERSTACK_PORT", 8080, 1, 65535),
-            backend=BackendOptions(backend, device, dtype),  # type: ignore[arg-type]
+            port=read_whole_number(env, "INFERSTACK_PORT", 8080, 1, 65535),
+            backend=backend,
             batching=BatchingConfig(
-                max_batch_size=_integer(env, "INFERSTACK_MAX_BATCH_SIZE", 32, 1, 1 << 16),
-                max_delay_ms=_number(env, "INFERSTACK_MAX_DELAY_MS", 0.0, 0, 10_000),
-                queue_size=_integer(env, "INFERSTACK_QUEUE_SIZE", 256, 1, 1 << 20),
+                max_batch_size=read_whole_number(env, "INFERSTACK_MAX_BATCH_SIZE", 32, 1, 1 << 16),
+                max_delay_ms=read_number(env, "INFERSTACK_MAX_DELAY_MS", 0.0, 0, 10_000),
+                queue_size=read_whole_number(env, "INFERSTACK_QUEUE_SIZE", 256, 1, 1 << 20),
             ),
-            shutdown_timeout_s=_integer(env, "INFERSTACK_SHUTDOWN_TIMEOUT_S", 25, 1, 3600),
-            log_level=_choice(env, "INFERSTACK_LOG_LEVEL", LOG_LEVELS, "info"),
+            shutdown_timeout_s=read_whole_number(env, "INFERSTACK_SHUTDOWN_TIMEOUT_S", 25, 1, 3600),
+            log_level=read_choice(env, "INFERSTACK_LOG_LEVEL", LOG_LEVELS, "info"),
         )
 
 
@@ -212,35 +201,6 @@ def _warm_up(engine: Engine) -> None:
         logger.warning("warm-up of %r failed (serving anyway): %s", engine.name, exc)
 
 
-def _choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...], default: str) -> str:
-    value = env.get(name) or default
-    if value not in allowed:
-        raise ConfigError(f"{name} has value {value!r}; allowed: {', '.join(allowed)}")
-    return value
-
-
-def _integer(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
-    raw = env.get(name) or ""
-    if not raw:
-        return default
-    if not (raw.isascii() and raw.isdigit()) or not low <= int(raw) <= high:
-        raise ConfigError(f"{name} has value {raw!r}; allowed: a whole number {low}..{high}")
-    return int(raw)
-
-
-def _number(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
-    raw = env.get(name) or ""
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        value = math.nan
-    if not low <= value <= high:
-        raise ConfigError(f"{name} has value {raw!r}; allowed: a number {low:g}..{high:g}")
-    return value
-
-
 def main(environ: Mapping[str, str] | None = None) -> int:
     try:
         settings = ServerSettings.from_env(environ)
@@ -249,7 +209,7 @@ def main(environ: Mapping[str, str] | None = None) -> int:
     except ConfigError as exc:
         return _fail(str(exc), 2)
     except BackendUnavailable as exc:
-        return _fail(f"{ENV_BY_OPTION.get(exc.option, exc.option)}: {exc}", 2)
+        return _fail(f"{BACKEND_ENV.get(exc.option, exc.option)}: {exc}", 2)
     except InferstackError as exc:
         return _fail(str(exc), 1)
     import uvicorn

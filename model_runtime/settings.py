@@ -1,20 +1,32 @@
 """Runtime configuration from environment variables, validated at start.
 
-Errors name the variable, its value and what is allowed.
+The one parser of the environment: `RuntimeSettings` (what the Lambda handler and the
+container server both read) and the typed readers the server reads its own variables
+with. Errors name the variable, its value and what is allowed:
+"INFERSTACK_X has value 'y'; allowed: ...".
 """
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import overload
 
 from model_runtime.app import DEFAULT_MAX_BODY_BYTES
 from model_runtime.backends import BackendOptions
 from model_runtime.delivery import S3Location, materialize
 from model_runtime.engine import Engine
-from model_runtime.errors import ConfigError
+from model_runtime.errors import ConfigError, OptionNotAllowed
+
+# The variable each BackendOptions field is read from.
+BACKEND_ENV = {
+    "backend": "INFERSTACK_BACKEND",
+    "device": "INFERSTACK_DEVICE",
+    "dtype": "INFERSTACK_DTYPE",
+}
 
 
 @dataclass(frozen=True)
@@ -39,13 +51,12 @@ class RuntimeSettings:
                 " ','), or MODEL_DIR to artifact directories (separated by ':')"
             )
         return cls(
-            model_dirs=tuple(
-                Path(on_opt(part, env)) for part in raw_dirs.split(os.pathsep) if part
+            model_dirs=tuple(Path(part) for part in raw_dirs.split(os.pathsep) if part),
+            model_uris=model_uris,
+            threads=read_whole_number(env, "INFERSTACK_THREADS", None),
+            max_body_bytes=read_whole_number(
+                env, "INFERSTACK_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES
             ),
-            model_uris=tuple(on_opt(uri, env) for uri in model_uris),
-            threads=_positive_int(env, "INFERSTACK_THREADS", None),
-            max_body_bytes=_positive_int(env, "INFERSTACK_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES)
-            or DEFAULT_MAX_BODY_BYTES,
             cors_allow_origin=env.get("CORS_ALLOW_ORIGIN") or None,
         )
 
@@ -56,16 +67,6 @@ class RuntimeSettings:
             Engine.load(directory, threads=self.threads, options=options)
             for directory in [*self.model_dirs, *downloaded]
         ]
-
-
-def on_opt(path: str, env: Mapping[str, str]) -> str:
-    """`path`, with /opt (where Lambda extracts layers) read from INFERSTACK_OPT_DIR when
-    that is set: LocalStack's process executor cannot give a process its own /opt, so it
-    merges the layers into a directory and names it there (never set on AWS)."""
-    opt_dir = env.get("INFERSTACK_OPT_DIR")
-    if opt_dir and (path == "/opt" or path.startswith("/opt/")):
-        return opt_dir.rstrip("/") + path[len("/opt") :]
-    return path
 
 
 def parse_model_uris(raw: str) -> tuple[str, ...]:
@@ -79,10 +80,65 @@ def parse_model_uris(raw: str) -> tuple[str, ...]:
     return uris
 
 
-def _positive_int(env: Mapping[str, str], name: str, default: int | None) -> int | None:
-    raw = env.get(name)
-    if raw is None or raw == "":
+def read_backend_options(env: Mapping[str, str]) -> BackendOptions:
+    """BackendOptions from BACKEND_ENV's variables, checked by BackendOptions itself; the
+    error names the variable."""
+    defaults = BackendOptions()
+    backend = env.get(BACKEND_ENV["backend"]) or defaults.backend
+    device = env.get(BACKEND_ENV["device"]) or defaults.device
+    dtype = env.get(BACKEND_ENV["dtype"]) or defaults.dtype
+    try:
+        return BackendOptions.parse(backend, device, dtype)
+    except OptionNotAllowed as exc:
+        name, allowed = BACKEND_ENV[exc.option], ", ".join(exc.allowed)
+        if exc.needs_backend is not None:
+            raise ConfigError(
+                f"{name} has value {exc.value!r}, which needs"
+                f" {BACKEND_ENV['backend']}={exc.needs_backend}; allowed with {backend}: {allowed}"
+            ) from None
+        raise ConfigError(f"{name} has value {exc.value!r}; allowed: {allowed}") from None
+
+
+def read_choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...], default: str) -> str:
+    value = env.get(name) or default
+    if value not in allowed:
+        raise ConfigError(f"{name} has value {value!r}; allowed: {', '.join(allowed)}")
+    return value
+
+
+@overload
+def read_whole_number(
+    env: Mapping[str, str], name: str, default: int, low: int = 1, high: int | None = None
+) -> int: ...
+@overload
+def read_whole_number(
+    env: Mapping[str, str], name: str, default: None, low: int = 1, high: int | None = None
+) -> int | None: ...
+def read_whole_number(
+    env: Mapping[str, str], name: str, default: int | None, low: int = 1, high: int | None = None
+) -> int | None:
+    """A whole number in low..high (no upper bound when `high` is None); `default` when
+    the variable is unset or empty."""
+    raw = env.get(name) or ""
+    if not raw:
         return default
-    if not (raw.isascii() and raw.isdigit()) or int(raw) < 1:
-        raise ConfigError(f"{name} has value {raw!r}; allowed: a whole number >= 1")
+    whole = raw.isascii() and raw.isdigit()
+    if not whole or int(raw) < low or (high is not None and int(raw) > high):
+        bounds = f">= {low}" if high is None else f"{low}..{high}"
+        raise ConfigError(f"{name} has value {raw!r}; allowed: a whole number {bounds}")
     return int(raw)
+
+
+def read_number(
+    env: Mapping[str, str], name: str, default: float, low: float, high: float
+) -> float:
+    raw = env.get(name) or ""
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not low <= value <= high:
+        raise ConfigError(f"{name} has value {raw!r}; allowed: a number {low:g}..{high:g}")
+    return value

@@ -438,11 +438,10 @@ class StackConfig(BaseModel):
                 f"allowed: {', '.join(served) or '(none)'}"
             )
         limit = self.api.integration_timeout_s
-        for model in self.lambda_models:
-            assert model.lambda_ is not None
-            if model.lambda_.timeout_s > limit:
+        for model, function in self.lambda_functions:
+            if function.timeout_s > limit:
                 raise _fail(
-                    f"models[{model.name}].lambda.timeout_s: {model.lambda_.timeout_s} s exceeds "
+                    f"models[{model.name}].lambda.timeout_s: {function.timeout_s} s exceeds "
                     f"API Gateway's integration timeout of {limit} s; allowed ≤ {limit} s "
                     "(raise api.integration_timeout_s after an AWS quota increase)"
                 )
@@ -456,6 +455,11 @@ class StackConfig(BaseModel):
     @property
     def lambda_models(self) -> list[ModelConfig]:
         return [model for model in self.models if model.lambda_ is not None]
+
+    @property
+    def lambda_functions(self) -> list[tuple[ModelConfig, LambdaConfig]]:
+        """Each model served by Lambda, with its function's settings."""
+        return [(model, model.lambda_) for model in self.models if model.lambda_ is not None]
 
     @property
     def gpu_models(self) -> list[ModelConfig]:

@@ -1,5 +1,6 @@
-"""Shared fixtures: the digits reference model, trained and exported once per session, and
-LocalStack, started once per session for every test directory that needs it."""
+"""Shared fixtures: the tiny ONNX model unit tests serve; the reference models' artifacts,
+built once per declaration and cached across sessions; LocalStack, started once per
+session for every test directory that needs it."""
 
 from __future__ import annotations
 
@@ -14,8 +15,10 @@ import pytest
 from localdev.localstack import manager
 from model_build.export import export_model
 from model_build.quantize import quantize_artifact
+from model_build.reference_models.digits import load_split
 from model_build.spec import ModelSpec, resolve
 from model_runtime.engine import Engine
+from tests.support.model_cache import cached_artifact, check_untouched
 from tests.support.tiny_model import build_tiny_model, tiny_images
 
 
@@ -36,25 +39,33 @@ def tiny_inputs() -> np.ndarray:
     return tiny_images(32)
 
 
+# The reference models, built into build/test-models/ (tests/support/model_cache.py):
+# a session after the first only verifies their hashes. They are shared: a test that
+# modifies one copies it first (checked at the end of the session).
 @pytest.fixture(scope="session")
 def digits_spec() -> ModelSpec:
+    """The trained torch module (tens of seconds): only for tests of the module itself."""
     return resolve("digits").factory()
 
 
 @pytest.fixture(scope="session")
-def digits_dir(digits_spec: ModelSpec, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("models") / "digits"
-    export_model(digits_spec, out)
-    return out
+def digits_dir(request: pytest.FixtureRequest) -> Iterator[Path]:
+    def build(out: Path) -> None:
+        export_model(request.getfixturevalue("digits_spec"), out)
+
+    directory = cached_artifact(resolve("digits"), "digits", build)
+    yield directory
+    check_untouched(directory)
 
 
 @pytest.fixture(scope="session")
-def digits_int8_dir(
-    digits_spec: ModelSpec, digits_dir: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Path:
-    out = tmp_path_factory.mktemp("models") / "digits-int8"
-    quantize_artifact(digits_dir, out, digits_spec)
-    return out
+def digits_int8_dir(request: pytest.FixtureRequest, digits_dir: Path) -> Iterator[Path]:
+    def build(out: Path) -> None:
+        quantize_artifact(digits_dir, out, request.getfixturevalue("digits_spec"))
+
+    directory = cached_artifact(resolve("digits"), "digits-int8", build, quantized_from=digits_dir)
+    yield directory
+    check_untouched(directory)
 
 
 @pytest.fixture(scope="session")
@@ -63,10 +74,11 @@ def digits_engine(digits_dir: Path) -> Engine:
 
 
 @pytest.fixture(scope="session")
-def digits_images(digits_spec: ModelSpec) -> np.ndarray:
-    """Real held-out digit images, (N, 1, 8, 8) float32."""
-    assert digits_spec.eval_data is not None
-    return digits_spec.eval_data.inputs["image"]
+def digits_images() -> np.ndarray:
+    """Real held-out digit images, (N, 1, 8, 8) float32: the ones digits_spec.eval_data
+    holds, read from scikit-learn's data set without training."""
+    _, held_out, _, _ = load_split()
+    return held_out
 
 
 # all-MiniLM-L6-v2 (text in, sentence embeddings out), exported and quantized once.
@@ -76,19 +88,23 @@ def minilm_spec() -> ModelSpec:
 
 
 @pytest.fixture(scope="session")
-def minilm_dir(minilm_spec: ModelSpec, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("models") / "minilm"
-    export_model(minilm_spec, out)
-    return out
+def minilm_dir(request: pytest.FixtureRequest) -> Iterator[Path]:
+    def build(out: Path) -> None:
+        export_model(request.getfixturevalue("minilm_spec"), out)
+
+    directory = cached_artifact(resolve("minilm"), "minilm", build)
+    yield directory
+    check_untouched(directory)
 
 
 @pytest.fixture(scope="session")
-def minilm_int8_dir(
-    minilm_spec: ModelSpec, minilm_dir: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Path:
-    out = tmp_path_factory.mktemp("models") / "minilm-int8"
-    quantize_artifact(minilm_dir, out, minilm_spec)
-    return out
+def minilm_int8_dir(request: pytest.FixtureRequest, minilm_dir: Path) -> Iterator[Path]:
+    def build(out: Path) -> None:
+        quantize_artifact(minilm_dir, out, request.getfixturevalue("minilm_spec"))
+
+    directory = cached_artifact(resolve("minilm"), "minilm-int8", build, quantized_from=minilm_dir)
+    yield directory
+    check_untouched(directory)
 
 
 @pytest.fixture(scope="session")

@@ -15,23 +15,6 @@ from botocore.exceptions import ClientError
 
 from localdev.errors import DeployError, NotLocalStackError
 
-# Error codes meaning "that resource is not there" across the services we realize.
-_MISSING_CODES = frozenset(
-    {
-        "404",
-        "NotFoundException",
-        "NoSuchEntity",
-        "ResourceNotFoundException",
-        "NoSuchBucket",
-        "NoSuchKey",
-        "NoSuchBucketPolicy",
-        "NoSuchLifecycleConfiguration",
-        "NoSuchPublicAccessBlockConfiguration",
-        "OwnershipControlsNotFoundError",
-        "ServerSideEncryptionConfigurationNotFoundError",
-        "NoSuchTagSet",
-    }
-)
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
@@ -132,15 +115,8 @@ class Clients:
         return self._account
 
 
-def is_missing(exc: BaseException) -> bool:
-    if not isinstance(exc, ClientError):
-        return False
-    code = str(exc.response.get("Error", {}).get("Code", ""))
-    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-    return code in _MISSING_CODES or status == 404
-
-
 def error_code(exc: BaseException) -> str:
+    """The AWS error code of a failed call ("" for anything but a ClientError)."""
     if isinstance(exc, ClientError):
         return str(exc.response.get("Error", {}).get("Code", ""))
     return ""

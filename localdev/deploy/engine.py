@@ -7,7 +7,7 @@ resources registered after it (Pulumi registers in dependency order as inputs re
 get real values. A state file remembers what exists; `down` deletes it all.
 
 This engine exists for LocalStack, on machines without the Pulumi CLI. Real AWS goes
-through Pulumi (infra/deploy/automation.py).
+through Pulumi (infra/automation.py).
 """
 
 from __future__ import annotations
@@ -20,11 +20,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
+from botocore.exceptions import ConnectionError as EndpointUnreachableError
 from pulumi.runtime.mocks import MockCallArgs, MockResourceArgs, Mocks
 
+from infra.errors import InfraError
 from infra.evaluate import Registration, current_registration, evaluate, unwrap_secrets
 from localdev.deploy.assets import canonical, fingerprint, is_unknown
-from localdev.deploy.aws import Clients, ProviderConfig, reachable
+from localdev.deploy.aws import Clients, ProviderConfig, error_code, reachable
 from localdev.deploy.realizers import REALIZERS, not_emulated_reason
 from localdev.deploy.realizers.base import Context, Inputs, Realized, Realizer
 from localdev.deploy.state import NotEmulated, ResourceState, StackState, locked, state_path
@@ -223,8 +226,8 @@ def status(stack: str, *, root: Path = ROOT, verify: bool = True) -> StackStatus
             from infra.stack_loader import load_stack
 
             endpoint = localstack_endpoint(load_stack(stack))
-        except Exception:
-            endpoint = None
+        except (InfraError, NotLocalStackError):
+            endpoint = None  # no such stack, or not a LocalStack one: nothing to ask
     up_now = endpoint is not None and reachable(endpoint)
     clients = {urn: Clients(ProviderConfig.from_json(c)) for urn, c in state.providers.items()}
 
@@ -232,15 +235,27 @@ def status(stack: str, *, root: Path = ROOT, verify: bool = True) -> StackStatus
         present = None
         realizer = REALIZERS.get(resource.type)
         if verify and up_now and realizer is not None and resource.provider in clients:
-            try:
-                present = realizer.exists(_context(clients[resource.provider], resource), resource)
-            except Exception:
-                present = False
+            present = is_present(realizer, clients[resource.provider], resource)
         return ResourceStatus(resource.type, resource.name, resource.id, present)
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         resources = tuple(pool.map(check, state.resources))
     return StackStatus(stack, endpoint, up_now, resources, state.outputs, tuple(state.not_emulated))
+
+
+def is_present(realizer: Realizer, clients: Clients, resource: ResourceState) -> bool | None:
+    """Whether `resource` still exists: False only when the cloud says it is not there (a
+    not-found code of its type); None when the endpoint does not answer (unknowable);
+    any other AWS error is a DeployError naming the resource and the code."""
+    try:
+        return realizer.exists(_context(clients, resource), resource)
+    except (EndpointUnreachableError, HTTPClientError):
+        return None
+    except ClientError as exc:
+        raise DeployError(
+            f"cannot tell whether {resource.type} {resource.name} ({resource.id}) exists: "
+            f"AWS error {error_code(exc) or 'without a code'}"
+        ) from exc
 
 
 def localstack_endpoint(config: StackConfig) -> str:
@@ -417,7 +432,7 @@ def _check_supported(realizer: Realizer, inputs: Mapping[str, Any]) -> None:
     if extra:
         raise DeployError(
             f"input(s) {', '.join(extra)} are not realized by the in-process engine; extend "
-            "infra/deploy/realizers or deploy with the Pulumi CLI"
+            "localdev/deploy/realizers or deploy with the Pulumi CLI"
         )
 
 
@@ -451,7 +466,8 @@ def _delete_all(
         else:
             try:
                 realizer.delete(_context(clients[resource.provider], resource), resource)
-            except Exception as exc:
+            except (ClientError, BotoCoreError, DeployError) as exc:
+                # Recorded as still to delete (the next up or down retries); a bug propagates.
                 if echo is not None:
                     echo(f"  failed  {resource.name}: {exc}")
                 failed.append(resource)

@@ -1,6 +1,7 @@
 """LocalStack community as the embedded local target: run in host mode, without Docker.
 
-`manager` installs, starts and stops it by PID; `executor/` is the LocalStack plugin (its
-own package, installed into LocalStack's virtualenv) that runs Lambda functions as local
-processes; `cli` is the `inferstack localstack` command group.
+`manager` is the API: install, start, stop and status by PID (its parts: `install`,
+`process`, `health`, `environment`, `procfs`, `paths`). The LocalStack plugin that runs
+Lambda functions as local processes is its own package, `plugins/localstack-executor`,
+installed into LocalStack's virtualenv; the `inferstack localstack` commands are in `cli`.
 """

@@ -2,66 +2,37 @@
 
 A backend has the shape of an onnxruntime session (`run(output_names, feed)`), so the
 Engine treats them alike. onnxruntime is the default and the only one the Lambda layer
-ships; torch is imported only when its backend is chosen.
+ships; the torch backend's module is imported only when it is chosen (it is the one
+serving module that needs torch).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Protocol, get_args
+from typing import Any, Protocol
 
 import numpy as np
 
-from model_runtime.errors import ArtifactError, BackendUnavailable
+from model_runtime.backends.onnxruntime_backend import open_onnxruntime
+from model_runtime.backends.options import BackendName, BackendOptions, Precision
+from model_runtime.errors import ArtifactError
 from model_runtime.manifest import BackendArtifact, Manifest
 
-BackendName = Literal["onnxruntime", "torch"]
-Precision = Literal["fp32", "fp16", "bf16"]
-BACKEND_NAMES: tuple[str, ...] = get_args(BackendName)
-PRECISIONS: tuple[str, ...] = get_args(Precision)
+__all__ = [
+    "Backend",
+    "BackendName",
+    "BackendOptions",
+    "Precision",
+    "backend_artifact",
+    "open_backend",
+]
 
 
 class Backend(Protocol):
     def run(
         self, output_names: Sequence[str], feed: Mapping[str, np.ndarray[Any, Any]]
     ) -> list[np.ndarray[Any, Any]]: ...
-
-
-@dataclass(frozen=True)
-class BackendOptions:
-    backend: BackendName = "onnxruntime"
-    # "auto" takes CUDA when this host has it (and the backend can use it), else CPU.
-    device: str = "auto"
-    dtype: Precision = "fp32"
-
-    def __post_init__(self) -> None:
-        check_device(self.device)
-        if self.backend not in BACKEND_NAMES:
-            raise BackendUnavailable(
-                f"backend {self.backend!r} is unknown; allowed: {', '.join(BACKEND_NAMES)}",
-                "backend",
-            )
-        if self.dtype not in PRECISIONS:
-            raise BackendUnavailable(
-                f"dtype {self.dtype!r} is unknown; allowed: {', '.join(PRECISIONS)}", "dtype"
-            )
-        if self.backend == "onnxruntime" and self.dtype != "fp32":
-            raise BackendUnavailable(
-                f"dtype {self.dtype!r} needs the torch backend; onnxruntime runs the model"
-                " as exported (fp32, or int8 when quantized)",
-                "dtype",
-            )
-
-
-def check_device(device: str) -> None:
-    kind, _, index = device.partition(":")
-    if device in ("auto", "cpu", "cuda") or (kind == "cuda" and index.isdigit()):
-        return
-    raise BackendUnavailable(
-        f"device {device!r} is unknown; allowed: auto, cpu, cuda, cuda:N", "device"
-    )
 
 
 def backend_artifact(manifest: Manifest, backend: str) -> BackendArtifact:
@@ -88,7 +59,5 @@ def open_backend(
         inputs = stage.model_inputs if stage is not None else manifest.inputs
         names = [spec.name for spec in inputs]
         return open_torch(path, artifact.format, names, manifest.outputs, options, threads)
-    from model_runtime.backends.onnxruntime_backend import open_onnxruntime
-
     session: Backend = open_onnxruntime(path, options, threads)
     return session

@@ -1,18 +1,44 @@
-"""onnxruntime: the CUDA execution provider when onnxruntime-gpu is installed, else CPU."""
+"""onnxruntime: the CUDA execution provider when onnxruntime-gpu is installed, else CPU.
+
+`create_session` is also what the build (export, quantize, parity) runs ONNX models with,
+so a model is measured in the session it is served in.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from model_runtime.engine import create_session
+from model_runtime.backends.options import BackendOptions
 from model_runtime.errors import ArtifactError, BackendUnavailable
-
-if TYPE_CHECKING:
-    from model_runtime.backends import BackendOptions
+from model_runtime.host import available_cpus
 
 CUDA = "CUDAExecutionProvider"
 CPU = "CPUExecutionProvider"
+
+
+def create_session(
+    model_path: Path,
+    threads: int | None = None,
+    providers: Sequence[Any] = (CPU,),
+) -> Any:
+    """An onnxruntime session (CPU unless `providers` say otherwise) sized for this host.
+
+    Nothing is written to disk: no optimized-model cache, no profiling, no telemetry
+    (Lambda only allows writes under /tmp).
+    """
+    import onnxruntime as ort
+
+    ort.disable_telemetry_events()
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = threads or available_cpus()
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.enable_profiling = False
+    options.log_severity_level = 3
+    return ort.InferenceSession(str(model_path), sess_options=options, providers=list(providers))
 
 
 def providers_for(device: str, available: list[str]) -> list[Any]:

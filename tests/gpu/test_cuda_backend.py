@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from model_runtime.backends import BackendOptions
+from model_runtime.backends import BackendOptions, Precision
 from model_runtime.batcher import BatchingConfig, DynamicBatcher
 from model_runtime.engine import Engine
 from tests.support.server import infer_body, outputs_of, request
@@ -42,9 +42,9 @@ def reference(digits_dir: Path, images: np.ndarray) -> dict[str, np.ndarray]:
 
 @pytest.mark.parametrize("dtype", ["fp32", "fp16", "bf16"])
 def test_cuda_parity_with_onnxruntime(
-    dtype: str, digits_dir: Path, images: np.ndarray, reference: dict[str, np.ndarray]
+    dtype: Precision, digits_dir: Path, images: np.ndarray, reference: dict[str, np.ndarray]
 ) -> None:
-    engine = Engine.load(digits_dir, options=BackendOptions("torch", "cuda", dtype))  # type: ignore[arg-type]
+    engine = Engine.load(digits_dir, options=BackendOptions("torch", "cuda", dtype))
     got = engine.infer({"image": images})
     atol, agreement = TOLERANCES[dtype]
     error = float(np.abs(got["probabilities"] - reference["probabilities"]).max())
@@ -57,9 +57,9 @@ def test_cuda_parity_with_onnxruntime(
 
 @pytest.mark.parametrize("dtype", ["fp32", "fp16"])
 def test_batched_equals_unbatched_on_cuda(
-    dtype: str, digits_dir: Path, digits_images: np.ndarray
+    dtype: Precision, digits_dir: Path, digits_images: np.ndarray
 ) -> None:
-    engine = Engine.load(digits_dir, options=BackendOptions("torch", "cuda", dtype))  # type: ignore[arg-type]
+    engine = Engine.load(digits_dir, options=BackendOptions("torch", "cuda", dtype))
     sizes = [1, 3, 2, 5, 1, 4, 1, 2, 7, 1, 1, 3] * 4
     bounds = list(itertools.accumulate(sizes, initial=0))
     requests = [digits_images[a:b] for a, b in itertools.pairwise(bounds)]

@@ -3,8 +3,9 @@
 Real manifests over a few bytes of "model": the program checks every sha256 before it
 declares anything, so these artifacts pass the same integrity checks a built one does.
 The packages the program looks up are made by the layers/ builders' own cache code: the
-function zip and model layers really built (from the stand-in files, in milliseconds),
-the runtime layer a placeholder zip filed under the key of an empty lock.
+function zip (without bytecode) and model layers really built (from the stand-in files,
+in milliseconds), the runtime layer a placeholder zip filed under the key of an empty
+lock. Nothing here starts a process: the infra unit tests use it.
 """
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+import layers.function
 from layers.archive import cached_zip
 from layers.bytecode import find_interpreter
 from layers.function import build_function_zip
@@ -78,9 +82,8 @@ def stage_project(root: Path, configs: list[StackConfig]) -> Path:
         for model in config.models:
             if not (root / model.artifact_dir / "manifest.json").exists():
                 write_artifact(root / model.artifact_dir, model.name)
-        for model in config.lambda_models:
-            assert model.lambda_ is not None
-            target = Target.of(model.lambda_.runtime, model.lambda_.architecture)
+        for model, function in config.lambda_functions:
+            target = Target.of(function.runtime, function.architecture)
             stage_packages(root, target, root / model.artifact_dir, model.delivery)
     return root
 
@@ -88,7 +91,11 @@ def stage_project(root: Path, configs: list[StackConfig]) -> Path:
 def stage_packages(root: Path, target: Target, model_dir: Path, delivery: str) -> None:
     """The zips `inferstack up` would have built for one function, without any wheel."""
     cache = package_dir(root)
-    build_function_zip(target, root, cache)
+    with pytest.MonkeyPatch.context() as patch:
+        # Compiling bytecode runs the target's python, a process a unit test does not
+        # start: the zip is filed under the same key, with sources only.
+        patch.setattr(layers.function, "compile_tree", lambda *args: None)
+        build_function_zip(target, root, cache)
     if delivery == "layer":
         build_model_layer(model_dir, cache)
     lock = lock_path(target, runtime_requirements(root), environment_pins(), cache)

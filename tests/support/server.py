@@ -1,19 +1,13 @@
-"""Helpers for the server tests: a deliberately slow model, server processes, a small
-HTTP/1.1 client (cheap enough that 64 of them leave the CPU to the server)."""
+"""Helpers for the server tests: a deliberately slow model, the server harness as a
+fixture (localdev.server_process), a small HTTP/1.1 client (cheap enough that 64 of them
+leave the CPU to the server)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
-import signal
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,8 +16,10 @@ import numpy as np
 import pytest
 
 from layers.package import project_root
+from localdev import server_process
+from localdev.server_process import ServerProcess
 from model_build.parity import compare, random_batches
-from model_runtime.engine import create_session
+from model_runtime.backends.onnxruntime_backend import create_session
 from model_runtime.manifest import MODEL_FILE, ExporterInfo, Manifest, TensorSpec, hash_files
 
 ROOT = project_root()
@@ -98,107 +94,37 @@ def build_slow_model(directory: Path, steps: int = SLOW_STEPS) -> Path:
     return directory
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@dataclass
-class Server:
-    process: subprocess.Popen[bytes]
-    port: int
-    log: Path
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def stop(self, timeout: float = 30) -> int:
-        if self.process.poll() is None:
-            os.kill(self.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.kill(self.pid, signal.SIGKILL)
-                self.process.wait()
-        return self.process.returncode
-
-    def metrics(self) -> dict[str, float]:
-        """Sample values by `name{labels}`, plus totals over labels by bare name."""
-        status, body = asyncio.run(request(self.port, "GET", "/metrics"))
-        assert status == 200
-        values: dict[str, float] = {}
-        for line in body.decode().splitlines():
-            match = re.match(r"^(\w+)(\{[^}]*\})? (\S+)$", line)
-            if match:
-                values[match.group(1) + (match.group(2) or "")] = float(match.group(3))
-                values[match.group(1)] = values.get(match.group(1), 0.0) + float(match.group(3))
-        return values
-
-    def rss_bytes(self) -> int:
-        status = Path(f"/proc/{self.pid}/status").read_text()
-        match = re.search(r"VmRSS:\s+(\d+) kB", status)
-        assert match
-        return int(match.group(1)) * 1024
-
-
 @pytest.fixture
 def start_server(tmp_path: Path) -> Iterator[Any]:
-    """start_server(env, wait=True) -> Server; every server is stopped by PID afterwards."""
-    started: list[Server] = []
+    """start_server(env, wait=True, command=None) -> ServerProcess: the container server
+    (or `command`, taking its port from INFERSTACK_PORT) on a free loopback port, logging
+    under tmp_path. Every server it started is stopped by PID afterwards, also when the
+    test failed."""
+    started: list[ServerProcess] = []
 
     def start(
         env: dict[str, str], *, wait: bool = True, command: list[str] | None = None
-    ) -> Server:
-        port = free_port()
-        log = tmp_path / f"server-{port}.log"
-        with open(log, "wb") as handle:
-            process = subprocess.Popen(
-                command or [sys.executable, "-m", "model_runtime.server"],
-                cwd=ROOT,
-                env={
-                    **os.environ,
-                    "INFERSTACK_HOST": "127.0.0.1",
-                    "INFERSTACK_PORT": str(port),
-                    "INFERSTACK_LOG_LEVEL": "warning",
-                    **env,
-                },
-                stdout=handle,
-                stderr=subprocess.STDOUT,
-            )
-        server = Server(process, port, log)
-        started.append(server)
+    ) -> ServerProcess:
+        def launch(port: int) -> list[str]:
+            return command or server_process.container_server(port)
+
         if wait:
-            wait_ready(server)
+            server = server_process.start(launch, env, tmp_path)
+        else:
+            server = server_process.spawn(launch, env, tmp_path)
+        started.append(server)
         return server
 
     yield start
     for server in started:
-        if server.process.poll() is None:
-            os.kill(server.pid, signal.SIGKILL)
-            server.process.wait()
+        server.stop(timeout_s=10)
 
 
-def wait_ready(server: Server, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            raise AssertionError(f"server exited {server.process.returncode}:\n{server.output()}")
-        try:
-            if asyncio.run(request(server.port, "GET", "/v2/health/ready"))[0] == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"server not ready in {timeout} s:\n{server.output()}")
+def rss_bytes(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    match = re.search(r"VmRSS:\s+(\d+) kB", status)
+    assert match
+    return int(match.group(1)) * 1024
 
 
 def infer_body(inputs: dict[str, np.ndarray[Any, Any]]) -> bytes:

@@ -1,9 +1,10 @@
-"""A tiny digits-shaped classifier built with `onnx.helper`: no torch, no training.
+"""Tiny ONNX models built with `onnx.helper`: no torch, no training.
 
-Same interface as the digits reference model (input `image` FP32 [-1, 1, 8, 8]; outputs
-`probabilities` FP32 [-1, 10] and `label` INT64 [-1]), so the serving code sees the same
-tensors, datatypes and batch axis, while a unit test builds it in milliseconds. The
-weights are fixed (seeded), so its predictions are deterministic.
+The tiny classifier has the digits reference model's interface (input `image` FP32
+[-1, 1, 8, 8]; outputs `probabilities` FP32 [-1, 10] and `label` INT64 [-1]), so the
+serving code sees the same tensors, datatypes and batch axis, while a unit test builds it
+in milliseconds. The weights are fixed (seeded), so its predictions are deterministic.
+The pair model has two inputs; the double model is a graph no manifest here describes.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from model_runtime.manifest import (
 
 NAME = "tiny"
 CLASSES = 10
+MAX_BATCH_SIZE = 64
 OPSET = 17
 SEED = 7
 
@@ -60,10 +62,7 @@ def tiny_graph(seed: int = SEED) -> onnx.ModelProto:
             numpy_helper.from_array(bias, "bias"),
         ],
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
-    model.ir_version = 8
-    onnx.checker.check_model(model, full_check=True)
-    return model
+    return _model(graph)
 
 
 def reference_outputs(images: np.ndarray, seed: int = SEED) -> dict[str, np.ndarray]:
@@ -82,13 +81,107 @@ def build_tiny_model(
     *,
     name: str = NAME,
     version: str = "1",
-    max_batch_size: int = 64,
+    max_batch_size: int = MAX_BATCH_SIZE,
     seed: int = SEED,
 ) -> Path:
     """Write `{model.onnx, manifest.json}` into `directory` and return it."""
-    directory = Path(directory)
+    return _write_artifact(
+        Path(directory),
+        tiny_graph(seed),
+        name=name,
+        version=version,
+        inputs=[TensorSpec(name="image", datatype="FP32", shape=[-1, 1, 8, 8])],
+        outputs=[
+            TensorSpec(name="probabilities", datatype="FP32", shape=[-1, CLASSES]),
+            TensorSpec(name="label", datatype="INT64", shape=[-1]),
+        ],
+        max_batch_size=max_batch_size,
+        labels=[str(digit) for digit in range(CLASSES)],
+    )
+
+
+def pair_graph() -> onnx.ModelProto:
+    """`sum` = a + b and `nan_count` = NaNs per row of a, over a, b FP32 [batch, 4]."""
+    nodes = [
+        helper.make_node("Add", ["a", "b"], ["sum"]),
+        helper.make_node("IsNaN", ["a"], ["is_nan"]),
+        helper.make_node("Cast", ["is_nan"], ["nan_flags"], to=TensorProto.INT64),
+        helper.make_node("ReduceSum", ["nan_flags", "row_axis"], ["nan_count"], keepdims=0),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "pair",
+        [
+            helper.make_tensor_value_info("a", TensorProto.FLOAT, ["batch", 4]),
+            helper.make_tensor_value_info("b", TensorProto.FLOAT, ["batch", 4]),
+        ],
+        [
+            helper.make_tensor_value_info("sum", TensorProto.FLOAT, ["batch", 4]),
+            helper.make_tensor_value_info("nan_count", TensorProto.INT64, ["batch"]),
+        ],
+        initializer=[numpy_helper.from_array(np.array([1], np.int64), "row_axis")],
+    )
+    return _model(graph)
+
+
+def build_pair_model(directory: Path) -> Path:
+    """The two-input model as an artifact named `pair`, batch limit 8."""
+    return _write_artifact(
+        Path(directory),
+        pair_graph(),
+        name="pair",
+        version="1",
+        inputs=[
+            TensorSpec(name="a", datatype="FP32", shape=[-1, 4]),
+            TensorSpec(name="b", datatype="FP32", shape=[-1, 4]),
+        ],
+        outputs=[
+            TensorSpec(name="sum", datatype="FP32", shape=[-1, 4]),
+            TensorSpec(name="nan_count", datatype="INT64", shape=[-1]),
+        ],
+        max_batch_size=8,
+    )
+
+
+def save_double_model(path: Path) -> Path:
+    """A bare `model.onnx`: y = 2x over x FP32 [batch, 3]."""
+    graph = helper.make_graph(
+        [helper.make_node("Mul", ["x", "two"], ["y"])],
+        "double",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 3])],
+        initializer=[numpy_helper.from_array(np.array(2.0, np.float32), "two")],
+    )
+    onnx.save(_model(graph), str(path))
+    return path
+
+
+def tiny_images(count: int, seed: int = 0) -> np.ndarray:
+    """Deterministic inputs in the digits range (0..16), (count, 1, 8, 8) float32."""
+    rng = np.random.default_rng(seed)
+    return rng.uniform(0.0, 16.0, size=(count, 1, 8, 8)).astype(np.float32)
+
+
+def _model(graph: onnx.GraphProto) -> onnx.ModelProto:
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+    model.ir_version = 8
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+def _write_artifact(
+    directory: Path,
+    model: onnx.ModelProto,
+    *,
+    name: str,
+    version: str,
+    inputs: list[TensorSpec],
+    outputs: list[TensorSpec],
+    max_batch_size: int,
+    labels: list[str] | None = None,
+) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
-    onnx.save(tiny_graph(seed), str(directory / MODEL_FILE))
+    onnx.save(model, str(directory / MODEL_FILE))
     parity = ParityReport(
         reference="numpy (tests/support/tiny_model.py)",
         batch_sizes=[1],
@@ -105,11 +198,8 @@ def build_tiny_model(
         version=version,
         created_at=datetime(2026, 1, 1, tzinfo=UTC),
         files=hash_files(directory, [MODEL_FILE]),
-        inputs=[TensorSpec(name="image", datatype="FP32", shape=[-1, 1, 8, 8])],
-        outputs=[
-            TensorSpec(name="probabilities", datatype="FP32", shape=[-1, CLASSES]),
-            TensorSpec(name="label", datatype="INT64", shape=[-1]),
-        ],
+        inputs=inputs,
+        outputs=outputs,
         opset=OPSET,
         exporter=ExporterInfo(
             name="onnx.helper",
@@ -119,12 +209,6 @@ def build_tiny_model(
         ),
         max_batch_size=max_batch_size,
         parity=parity,
-        labels=[str(digit) for digit in range(CLASSES)],
+        labels=labels,
     ).write(directory)
     return directory
-
-
-def tiny_images(count: int, seed: int = 0) -> np.ndarray:
-    """Deterministic inputs in the digits range (0..16), (count, 1, 8, 8) float32."""
-    rng = np.random.default_rng(seed)
-    return rng.uniform(0.0, 16.0, size=(count, 1, 8, 8)).astype(np.float32)

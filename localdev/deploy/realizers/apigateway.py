@@ -1,13 +1,24 @@
 """API Gateway (REST APIs, v1): the API, its routes, deployment and stage, gateway
-responses, throttling, and API keys with their usage plan."""
+responses, throttling, and API keys with their usage plan.
+
+Every type but two is one create (or PUT) call, one get and one delete: a `Description`
+(method settings are a PATCH of their stage). The REST API, a method and an API key add
+a hand-written update by PATCH (a method is not deleted and put again: that would
+delete its integration). Hand-written whole are the stage (created by two calls,
+updated by PATCH) and the account settings (a per-region singleton, never created or
+deleted).
+"""
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
 
-from localdev.deploy.aws import is_missing
 from localdev.deploy.realizers.base import (
     Context,
+    Described,
+    Description,
     Inputs,
     Realized,
     Realizer,
@@ -19,9 +30,23 @@ from localdev.deploy.realizers.base import (
 from localdev.deploy.state import ResourceState
 from localdev.errors import DeployError
 
+# What API Gateway answers for a missing API, route, stage, key or plan.
+MISSING = frozenset({"NotFoundException"})
+# The inputs naming a method (and a method or integration response).
+_ON_METHOD = frozenset({"restApi", "resourceId", "httpMethod", "statusCode"})
+
 
 def _api_key(api: str) -> str:
     return f"apigateway:restapi:{api}"
+
+
+def _usage_plan_key(plan: str) -> str:
+    return f"apigateway:usageplan:{plan}"
+
+
+def _in_api(api_input: str = "restApi") -> Callable[[ResourceState], str]:
+    """Part of one REST API: deleting the API deletes it too."""
+    return lambda old: _api_key(str(old.inputs[api_input]))
 
 
 def _replace(path: str, value: Any) -> dict[str, str]:
@@ -31,34 +56,129 @@ def _replace(path: str, value: Any) -> dict[str, str]:
     return {"op": "replace", "path": path, "value": text}
 
 
-class _InApi(Realizer):
-    """Part of one REST API: deleting the API deletes it too."""
+def _retag(gateway: Any, arn: str, old: ResourceState, tags: dict[str, str]) -> None:
+    stale = set(old.inputs.get("tagsAll", {})) - set(tags)
+    if stale:
+        gateway.untag_resource(resourceArn=arn, tagKeys=sorted(stale))
+    if tags:
+        gateway.tag_resource(resourceArn=arn, tags=tags)
 
-    api_input = "restApi"
 
-    def container(self, old: ResourceState) -> str | None:
-        return _api_key(str(old.inputs[self.api_input]))
+def _where(values: dict[str, Any]) -> dict[str, Any]:
+    """A method's address: (API, resource, HTTP method[, status code])."""
+    where = {
+        "restApiId": values["restApi"],
+        "resourceId": values["resourceId"],
+        "httpMethod": values["httpMethod"],
+    }
+    if "statusCode" in values:
+        where["statusCode"] = values["statusCode"]
+    return where
 
 
-class RestApi(Realizer):
-    type = "aws:apigateway/restApi:RestApi"
-    supported = frozenset(
-        {"name", "description", "endpointConfiguration", "binaryMediaTypes", "apiKeySource"}
+def _method_id(prefix: str) -> Callable[[Inputs, dict[str, Any]], str]:
+    return lambda inputs, _response: "-".join(
+        str(part) for part in [prefix, *_where(inputs.values).values()]
     )
-    replace_on = frozenset()
-    taggable = True
 
-    def create(self, ctx: Context, inputs: Inputs) -> Realized:
-        types = inputs.mapping("endpointConfiguration").get("types") or "EDGE"
-        api = ctx.clients("apigateway").create_rest_api(
-            name=ctx.autoname(inputs.opt_text("name")),
-            description=inputs.opt_text("description") or "",
-            endpointConfiguration={"types": types if isinstance(types, list) else [types]},
-            binaryMediaTypes=inputs.items("binaryMediaTypes"),
-            tags=ctx.tags,
-            **optional(apiKeySource=inputs.opt_text("apiKeySource")),
-        )
-        return self._realized(ctx, api)
+
+def _on_method(
+    type_: str,
+    *,
+    id_prefix: str,
+    supported: frozenset[str],
+    put: str,
+    get: str,
+    delete: str,
+    args: Callable[[Inputs], dict[str, Any]],
+    update_deletes_first: bool = False,
+) -> Description:
+    """A PUT on a method (or a method response), addressed by `_where`."""
+    return Description(
+        type=type_,
+        service="apigateway",
+        supported=supported,
+        create=put,
+        create_args=lambda _ctx, inputs: {**_where(inputs.values), **args(inputs)},
+        get=get,
+        delete=delete,
+        address=lambda old: _where(old.inputs),
+        physical_id=_method_id(id_prefix),
+        missing=MISSING,
+        replace_on=_ON_METHOD,
+        update=put,
+        update_deletes_first=update_deletes_first,
+        container=_in_api(),
+    )
+
+
+def _response_id(_inputs: Inputs, response: dict[str, Any]) -> str:
+    return str(response["id"])
+
+
+def _strings(mapping: dict[str, Any]) -> dict[str, str]:
+    return {str(key): str(value) for key, value in mapping.items()}
+
+
+def _flags(mapping: dict[str, Any]) -> dict[str, bool]:
+    return {key: bool(value) for key, value in mapping.items()}
+
+
+def _lower_first(key: str) -> str:
+    return key[:1].lower() + key[1:]
+
+
+def _rest_api_args(ctx: Context, inputs: Inputs) -> dict[str, Any]:
+    types = inputs.mapping("endpointConfiguration").get("types") or "EDGE"
+    return {
+        "name": ctx.autoname(inputs.opt_text("name")),
+        "description": inputs.opt_text("description") or "",
+        "endpointConfiguration": {"types": types if isinstance(types, list) else [types]},
+        "binaryMediaTypes": inputs.items("binaryMediaTypes"),
+        "tags": ctx.tags,
+        **optional(apiKeySource=inputs.opt_text("apiKeySource")),
+    }
+
+
+def _rest_api_outputs(ctx: Context, api: dict[str, Any]) -> dict[str, Any]:
+    api_id = api["id"]
+    root = api.get("rootResourceId")
+    if not root:
+        resources = ctx.clients("apigateway").get_resources(restApiId=api_id)["items"]
+        root = next(item["id"] for item in resources if item["path"] == "/")
+    region, account = ctx.clients.region, ctx.clients.account
+    return {
+        "name": api["name"],
+        "rootResourceId": root,
+        "executionArn": f"arn:aws:execute-api:{region}:{account}:{api_id}",
+        "arn": f"arn:aws:apigateway:{region}::/restapis/{api_id}",
+        "createdDate": str(api.get("createdDate", "")),
+        "tagsAll": ctx.tags,
+    }
+
+
+REST_API = Description(
+    type="aws:apigateway/restApi:RestApi",
+    service="apigateway",
+    supported=frozenset(
+        {"name", "description", "endpointConfiguration", "binaryMediaTypes", "apiKeySource"}
+    ),
+    create="create_rest_api",
+    create_args=_rest_api_args,
+    get="get_rest_api",
+    delete="delete_rest_api",
+    address=lambda old: {"restApiId": old.id},
+    physical_id=_response_id,
+    outputs=_rest_api_outputs,
+    missing=MISSING,
+    replace_on=frozenset(),
+    taggable=True,
+    owns=lambda old: _api_key(old.id),
+)
+
+
+class RestApi(Described):
+    """Created, read and deleted as described; updated by PATCH (tags by ARN)."""
 
     def update(
         self, ctx: Context, inputs: Inputs, old: ResourceState, changed: set[str]
@@ -76,119 +196,49 @@ class RestApi(Realizer):
         if operations:
             gateway.update_rest_api(restApiId=old.id, patchOperations=operations)
         if "tagsAll" in changed:
-            arn = str(old.outputs["arn"])
-            stale = set(old.inputs.get("tagsAll", {})) - set(ctx.tags)
-            if stale:
-                gateway.untag_resource(resourceArn=arn, tagKeys=sorted(stale))
-            if ctx.tags:
-                gateway.tag_resource(resourceArn=arn, tags=ctx.tags)
-        return self._realized(ctx, gateway.get_rest_api(restApiId=old.id))
-
-    def delete(self, ctx: Context, old: ResourceState) -> None:
-        gone_ok(lambda: ctx.clients("apigateway").delete_rest_api(restApiId=old.id))
-
-    def exists(self, ctx: Context, old: ResourceState) -> bool:
-        return found(lambda: ctx.clients("apigateway").get_rest_api(restApiId=old.id))
-
-    def owns(self, old: ResourceState) -> str | None:
-        return _api_key(old.id)
-
-    def _realized(self, ctx: Context, api: dict[str, Any]) -> Realized:
-        api_id = api["id"]
-        root = api.get("rootResourceId")
-        if not root:
-            resources = ctx.clients("apigateway").get_resources(restApiId=api_id)["items"]
-            root = next(item["id"] for item in resources if item["path"] == "/")
-        region, account = ctx.clients.region, ctx.clients.account
-        return Realized(
-            api_id,
-            {
-                "name": api["name"],
-                "rootResourceId": root,
-                "executionArn": f"arn:aws:execute-api:{region}:{account}:{api_id}",
-                "arn": f"arn:aws:apigateway:{region}::/restapis/{api_id}",
-                "createdDate": str(api.get("createdDate", "")),
-                "tagsAll": ctx.tags,
-            },
-        )
+            _retag(gateway, str(old.outputs["arn"]), old, ctx.tags)
+        return Realized(old.id, _rest_api_outputs(ctx, gateway.get_rest_api(restApiId=old.id)))
 
 
-class Resource(_InApi):
-    type = "aws:apigateway/resource:Resource"
-    supported = frozenset({"restApi", "parentId", "pathPart"})
-    replace_on = None
-
-    def create(self, ctx: Context, inputs: Inputs) -> Realized:
-        resource = ctx.clients("apigateway").create_resource(
-            restApiId=inputs.text("restApi"),
-            parentId=inputs.text("parentId"),
-            pathPart=inputs.text("pathPart"),
-        )
-        return Realized(resource["id"], {"path": resource["path"]})
-
-    def delete(self, ctx: Context, old: ResourceState) -> None:
-        gateway = ctx.clients("apigateway")
-        gone_ok(lambda: gateway.delete_resource(restApiId=old.inputs["restApi"], resourceId=old.id))
-
-    def exists(self, ctx: Context, old: ResourceState) -> bool:
-        gateway = ctx.clients("apigateway")
-        return found(
-            lambda: gateway.get_resource(restApiId=old.inputs["restApi"], resourceId=old.id)
-        )
+RESOURCE = Description(
+    type="aws:apigateway/resource:Resource",
+    service="apigateway",
+    supported=frozenset({"restApi", "parentId", "pathPart"}),
+    create="create_resource",
+    create_args=lambda _ctx, inputs: {
+        "restApiId": inputs.text("restApi"),
+        "parentId": inputs.text("parentId"),
+        "pathPart": inputs.text("pathPart"),
+    },
+    get="get_resource",
+    delete="delete_resource",
+    address=lambda old: {"restApiId": old.inputs["restApi"], "resourceId": old.id},
+    physical_id=_response_id,
+    outputs=lambda _ctx, resource: {"path": resource["path"]},
+    missing=MISSING,
+    container=_in_api(),
+)
 
 
-class _OnMethod(_InApi):
-    """Addressed by (API, resource, HTTP method[, status code])."""
-
-    replace_on = frozenset({"restApi", "resourceId", "httpMethod", "statusCode"})
-
-    def where(self, values: dict[str, Any]) -> dict[str, Any]:
-        where = {
-            "restApiId": values["restApi"],
-            "resourceId": values["resourceId"],
-            "httpMethod": values["httpMethod"],
-        }
-        if "statusCode" in values:
-            where["statusCode"] = values["statusCode"]
-        return where
-
-    def ident(self, prefix: str, values: dict[str, Any]) -> str:
-        parts = [prefix, *self.where(values).values()]
-        return "-".join(str(part) for part in parts)
+def _method_args(inputs: Inputs) -> dict[str, Any]:
+    return {
+        "authorizationType": inputs.text("authorization"),
+        "apiKeyRequired": inputs.flag("apiKeyRequired"),
+        "requestParameters": _flags(inputs.mapping("requestParameters")),
+        **optional(
+            authorizerId=inputs.opt_text("authorizerId"),
+            operationName=inputs.opt_text("operationName"),
+        ),
+    }
 
 
-class Method(_OnMethod):
-    type = "aws:apigateway/method:Method"
-    supported = frozenset(
-        {
-            "restApi",
-            "resourceId",
-            "httpMethod",
-            "authorization",
-            "apiKeyRequired",
-            "authorizerId",
-            "operationName",
-            "requestParameters",
-        }
-    )
-
-    def create(self, ctx: Context, inputs: Inputs) -> Realized:
-        ctx.clients("apigateway").put_method(
-            **self.where(inputs.values),
-            authorizationType=inputs.text("authorization"),
-            apiKeyRequired=inputs.flag("apiKeyRequired"),
-            requestParameters={k: bool(v) for k, v in inputs.mapping("requestParameters").items()},
-            **optional(
-                authorizerId=inputs.opt_text("authorizerId"),
-                operationName=inputs.opt_text("operationName"),
-            ),
-        )
-        return Realized(self.ident("agm", inputs.values), {})
+class Method(Described):
+    """Created, read and deleted as described; updated by PATCH, not a delete and put:
+    deleting a method deletes its integration too."""
 
     def update(
         self, ctx: Context, inputs: Inputs, old: ResourceState, changed: set[str]
     ) -> Realized:
-        # PATCH, not a delete and put: deleting a method deletes its integration too.
         operations = []
         if "apiKeyRequired" in changed:
             operations.append(_replace("/apiKeyRequired", inputs.flag("apiKeyRequired")))
@@ -214,20 +264,40 @@ class Method(_OnMethod):
                 )
         if operations:
             ctx.clients("apigateway").update_method(
-                **self.where(inputs.values), patchOperations=operations
+                **_where(inputs.values), patchOperations=operations
             )
         return Realized(old.id, {})
 
-    def delete(self, ctx: Context, old: ResourceState) -> None:
-        gone_ok(lambda: ctx.clients("apigateway").delete_method(**self.where(old.inputs)))
 
-    def exists(self, ctx: Context, old: ResourceState) -> bool:
-        return found(lambda: ctx.clients("apigateway").get_method(**self.where(old.inputs)))
+METHOD = replace(  # updated by Method.update
+    _on_method(
+        "aws:apigateway/method:Method",
+        id_prefix="agm",
+        supported=frozenset(
+            {
+                "restApi",
+                "resourceId",
+                "httpMethod",
+                "authorization",
+                "apiKeyRequired",
+                "authorizerId",
+                "operationName",
+                "requestParameters",
+            }
+        ),
+        put="put_method",
+        get="get_method",
+        delete="delete_method",
+        args=_method_args,
+    ),
+    update=None,
+)
 
-
-class Integration(_OnMethod):
-    type = "aws:apigateway/integration:Integration"
-    supported = frozenset(
+# PUT replaces an existing integration whole: create and update are the same call.
+INTEGRATION = _on_method(
+    "aws:apigateway/integration:Integration",
+    id_prefix="agi",
+    supported=frozenset(
         {
             "restApi",
             "resourceId",
@@ -246,45 +316,33 @@ class Integration(_OnMethod):
             "connectionType",
             "connectionId",
         }
-    )
+    ),
+    put="put_integration",
+    get="get_integration",
+    delete="delete_integration",
+    args=lambda inputs: {
+        "type": inputs.text("type"),
+        "requestTemplates": inputs.mapping("requestTemplates"),
+        "requestParameters": inputs.mapping("requestParameters"),
+        "cacheKeyParameters": inputs.items("cacheKeyParameters"),
+        **optional(
+            integrationHttpMethod=inputs.opt_text("integrationHttpMethod"),
+            uri=inputs.opt_text("uri"),
+            timeoutInMillis=inputs.opt_integer("timeoutMilliseconds"),
+            passthroughBehavior=inputs.opt_text("passthroughBehavior"),
+            contentHandling=inputs.opt_text("contentHandling"),
+            credentials=inputs.opt_text("credentials"),
+            cacheNamespace=inputs.opt_text("cacheNamespace"),
+            connectionType=inputs.opt_text("connectionType"),
+            connectionId=inputs.opt_text("connectionId"),
+        ),
+    },
+)
 
-    def create(self, ctx: Context, inputs: Inputs) -> Realized:
-        # PUT replaces an existing integration whole: create and update are the same call.
-        ctx.clients("apigateway").put_integration(
-            **self.where(inputs.values),
-            type=inputs.text("type"),
-            requestTemplates=inputs.mapping("requestTemplates"),
-            requestParameters=inputs.mapping("requestParameters"),
-            cacheKeyParameters=inputs.items("cacheKeyParameters"),
-            **optional(
-                integrationHttpMethod=inputs.opt_text("integrationHttpMethod"),
-                uri=inputs.opt_text("uri"),
-                timeoutInMillis=inputs.opt_integer("timeoutMilliseconds"),
-                passthroughBehavior=inputs.opt_text("passthroughBehavior"),
-                contentHandling=inputs.opt_text("contentHandling"),
-                credentials=inputs.opt_text("credentials"),
-                cacheNamespace=inputs.opt_text("cacheNamespace"),
-                connectionType=inputs.opt_text("connectionType"),
-                connectionId=inputs.opt_text("connectionId"),
-            ),
-        )
-        return Realized(self.ident("agi", inputs.values), {})
-
-    def update(
-        self, ctx: Context, inputs: Inputs, old: ResourceState, changed: set[str]
-    ) -> Realized:
-        return self.create(ctx, inputs)
-
-    def delete(self, ctx: Context, old: ResourceState) -> None:
-        gone_ok(lambda: ctx.clients("apigateway").delete_integration(**self.where(old.inputs)))
-
-    def exists(self, ctx: Context, old: ResourceState) -> bool:
-        return found(lambda: ctx.clients("apigateway").get_integration(**self.where(old.inputs)))
-
-
-class MethodResponse(_OnMethod):
-    type = "aws:apigateway/methodResponse:MethodResponse"
-    supported = frozenset(
+METHOD_RESPONSE = _on_method(
+    "aws:apigateway/methodResponse:MethodResponse",
+    id_prefix="agmr",
+    supported=frozenset(
         {
             "restApi",
             "resourceId",
@@ -293,36 +351,21 @@ class MethodResponse(_OnMethod):
             "responseParameters",
             "responseModels",
         }
-    )
+    ),
+    put="put_method_response",
+    get="get_method_response",
+    delete="delete_method_response",
+    args=lambda inputs: {
+        "responseParameters": _flags(inputs.mapping("responseParameters")),
+        "responseModels": inputs.mapping("responseModels"),
+    },
+    update_deletes_first=True,
+)
 
-    def create(self, ctx: Context, inputs: Inputs) -> Realized:
-        ctx.clients("apigateway").put_method_response(
-            **self.where(inputs.values),
-            responseParameters={
-                k: bool(v) for k, v in inputs.mapping("responseParameters").items()
-            },
-            responseModels=inputs.mapping("responseModels"),
-        )
-        return Realized(self.ident("agmr", inputs.values), {})
-
-    def update(
-        self, ctx: Context, inputs: Inputs, old: ResourceState, changed: set[str]
-    ) -> Realized:
-        self.delete(ctx, old)
-        return self.create(ctx, inputs)
-
-    def delete(self, ctx: Context, old: ResourceState) -> None:
-        gateway = ctx.clients("apigateway")
-        gone_ok(lambda: gateway.delete_method_response(**self.where(old.inputs)))
-
-    def exists(self, ctx: Context, old: ResourceState) -> bool:
-        gateway = ctx.clients("apigateway")
-        return found(lambda: gateway.get_method_response(**self.where(old.inputs)))
-
-
-class IntegrationResponse(_OnMethod):
-    type = "aws:apigateway/integrationResponse:IntegrationResponse"
-    supported = frozenset(
+INTEGRATION_RESPONSE = _on_method(
+    "aws:apigateway/integrationResponse:IntegrationResponse",
+    id_prefix="agir",
+    supported=frozenset(
         {
             "restApi",
             "resourceId",
@@ -333,107 +376,73 @@ class IntegrationResponse(_OnMethod):
             "selectionPattern",
             "contentHandling",
         }
-    )
+    ),
+    put="put_integration_response",
+    get="get_integration_response",
+    delete="delete_integration_response",
+    args=lambda inputs: {
+        "responseParameters": inputs.mapping("responseParameters"),
+        "responseTemplates": inputs.mapping("responseTemplates"),
+        **optional(
+            selectionPattern=inputs.opt_text("selectionPattern"),
+            contentHandling=inputs.opt_text("contentHandling"),
+        ),
+    },
+)
 
-    def create(self, ctx: Context, inputs: Inputs) -> Realized:
-        ctx.clients("apigateway").put_integration_response(
-            **self.where(inputs.values),
-            responseParameters=inputs.mapping("responseParameters"),
-            responseTemplates=inputs.mapping("responseTemplates"),
-            **optional(
-                selectionPattern=inputs.opt_text("selectionPattern"),
-                contentHandling=inputs.opt_text("contentHandling"),
-            ),
-        )
-        return Realized(self.ident("agir", inputs.values), {})
-
-    def update(
-        self, ctx: Context, inputs: Inputs, old: ResourceState, changed: set[str]
-    ) -> Realized:
-        return self.create(ctx, inputs)
-
-    def delete(self, ctx: Context, old: ResourceState) -> None:
-        gateway = ctx.clients("apigateway")
-        gone_ok(lambda: gateway.delete_integration_response(**self.where(old.inputs)))
-
-    def exists(self, ctx: Context, old: ResourceState) -> bool:
-        gateway = ctx.clients("apigateway")
-        return found(lambda: gateway.get_integration_response(**self.where(old.inputs)))
-
-
-class GatewayResponse(_InApi):
-    type = "aws:apigateway/response:Response"
-    api_input = "restApiId"
-    supported = frozenset(
+GATEWAY_RESPONSE = Description(
+    type="aws:apigateway/response:Response",
+    service="apigateway",
+    supported=frozenset(
         {"restApiId", "responseType", "statusCode", "responseParameters", "responseTemplates"}
-    )
-    replace_on = frozenset({"restApiId", "responseType"})
+    ),
+    create="put_gateway_response",
+    create_args=lambda _ctx, inputs: {
+        "restApiId": inputs.text("restApiId"),
+        "responseType": inputs.text("responseType"),
+        "responseParameters": inputs.mapping("responseParameters"),
+        "responseTemplates": inputs.mapping("responseTemplates"),
+        **optional(statusCode=inputs.opt_text("statusCode")),
+    },
+    get="get_gateway_response",
+    delete="delete_gateway_response",
+    address=lambda old: {
+        "restApiId": old.inputs["restApiId"],
+        "responseType": old.inputs["responseType"],
+    },
+    physical_id=lambda inputs, _response: (
+        f"aggr-{inputs.text('restApiId')}-{inputs.text('responseType')}"
+    ),
+    missing=MISSING,
+    replace_on=frozenset({"restApiId", "responseType"}),
+    update="put_gateway_response",
+    # Every response type "exists" with its default; ours is the non-default one.
+    is_present=lambda response, _old: not response.get("defaultResponse", False),
+    container=_in_api("restApiId"),
+)
 
-    def create(self, ctx: Context, inputs: Inputs) -> Realized:
-        api, kind = inputs.text("restApiId"), inputs.text("responseType")
-        ctx.clients("apigateway").put_gateway_response(
-            restApiId=api,
-            responseType=kind,
-            responseParameters=inputs.mapping("responseParameters"),
-            responseTemplates=inputs.mapping("responseTemplates"),
-            **optional(statusCode=inputs.opt_text("statusCode")),
-        )
-        return Realized(f"aggr-{api}-{kind}", {})
-
-    def update(
-        self, ctx: Context, inputs: Inputs, old: ResourceState, changed: set[str]
-    ) -> Realized:
-        return self.create(ctx, inputs)
-
-    def delete(self, ctx: Context, old: ResourceState) -> None:
-        gateway = ctx.clients("apigateway")
-        gone_ok(
-            lambda: gateway.delete_gateway_response(
-                restApiId=old.inputs["restApiId"], responseType=old.inputs["responseType"]
-            )
-        )
-
-    def exists(self, ctx: Context, old: ResourceState) -> bool:
-        gateway = ctx.clients("apigateway")
-        try:
-            response = gateway.get_gateway_response(
-                restApiId=old.inputs["restApiId"], responseType=old.inputs["responseType"]
-            )
-        except Exception as exc:
-            if is_missing(exc):
-                return False
-            raise
-        # Every response type "exists" with its default; ours is the non-default one.
-        return not response.get("defaultResponse", False)
-
-
-class Deployment(_InApi):
-    type = "aws:apigateway/deployment:Deployment"
-    supported = frozenset({"restApi", "description", "triggers", "variables"})
-    replace_on = None  # a deployment is a snapshot: changed triggers mean a new one
-
-    def create(self, ctx: Context, inputs: Inputs) -> Realized:
-        deployment = ctx.clients("apigateway").create_deployment(
-            restApiId=inputs.text("restApi"),
-            description=inputs.opt_text("description") or "",
-            variables={str(k): str(v) for k, v in inputs.mapping("variables").items()},
-        )
-        return Realized(deployment["id"], {"createdDate": str(deployment.get("createdDate", ""))})
-
-    def delete(self, ctx: Context, old: ResourceState) -> None:
-        gateway = ctx.clients("apigateway")
-        gone_ok(
-            lambda: gateway.delete_deployment(restApiId=old.inputs["restApi"], deploymentId=old.id)
-        )
-
-    def exists(self, ctx: Context, old: ResourceState) -> bool:
-        gateway = ctx.clients("apigateway")
-        return found(
-            lambda: gateway.get_deployment(restApiId=old.inputs["restApi"], deploymentId=old.id)
-        )
+DEPLOYMENT = Description(
+    type="aws:apigateway/deployment:Deployment",
+    service="apigateway",
+    supported=frozenset({"restApi", "description", "triggers", "variables"}),
+    create="create_deployment",
+    create_args=lambda _ctx, inputs: {
+        "restApiId": inputs.text("restApi"),
+        "description": inputs.opt_text("description") or "",
+        "variables": _strings(inputs.mapping("variables")),
+    },
+    get="get_deployment",
+    delete="delete_deployment",
+    address=lambda old: {"restApiId": old.inputs["restApi"], "deploymentId": old.id},
+    physical_id=_response_id,
+    outputs=lambda _ctx, deployment: {"createdDate": str(deployment.get("createdDate", ""))},
+    missing=MISSING,
+    # No update: a deployment is a snapshot, changed triggers mean a new one.
+    container=_in_api(),
+)
 
 
-class Stage(_InApi):
+class Stage(Realizer):
     type = "aws:apigateway/stage:Stage"
     supported = frozenset(
         {
@@ -457,7 +466,7 @@ class Stage(_InApi):
             stageName=stage,
             deploymentId=inputs.text("deployment"),
             description=inputs.opt_text("description") or "",
-            variables={str(k): str(v) for k, v in inputs.mapping("variables").items()},
+            variables=_strings(inputs.mapping("variables")),
             tracingEnabled=inputs.flag("tracingEnabled"),
             tags=ctx.tags,
         )
@@ -491,12 +500,7 @@ class Stage(_InApi):
         if operations:
             gateway.update_stage(restApiId=api, stageName=stage, patchOperations=operations)
         if "tagsAll" in changed:
-            arn = self._arn(ctx, api, stage)
-            stale = set(old.inputs.get("tagsAll", {})) - set(ctx.tags)
-            if stale:
-                gateway.untag_resource(resourceArn=arn, tagKeys=sorted(stale))
-            if ctx.tags:
-                gateway.tag_resource(resourceArn=arn, tags=ctx.tags)
+            _retag(gateway, self._arn(ctx, api, stage), old, ctx.tags)
         return self._realized(ctx, api, stage)
 
     def delete(self, ctx: Context, old: ResourceState) -> None:
@@ -504,7 +508,8 @@ class Stage(_InApi):
         gone_ok(
             lambda: gateway.delete_stage(
                 restApiId=old.inputs["restApi"], stageName=old.inputs["stageName"]
-            )
+            ),
+            MISSING,
         )
 
     def exists(self, ctx: Context, old: ResourceState) -> bool:
@@ -512,8 +517,12 @@ class Stage(_InApi):
         return found(
             lambda: gateway.get_stage(
                 restApiId=old.inputs["restApi"], stageName=old.inputs["stageName"]
-            )
+            ),
+            MISSING,
         )
+
+    def container(self, old: ResourceState) -> str | None:
+        return _api_key(str(old.inputs["restApi"]))
 
     def _access_logs(self, inputs: Inputs) -> list[dict[str, str]]:
         settings = inputs.mapping("accessLogSettings")
@@ -543,65 +552,68 @@ class Stage(_InApi):
         )
 
 
-class MethodSettings(_InApi):
-    type = "aws:apigateway/methodSettings:MethodSettings"
-    supported = frozenset({"restApi", "stageName", "methodPath", "settings"})
-    replace_on = frozenset({"restApi", "stageName", "methodPath"})
-    # settings key -> the stage's PATCH path below /<method path>/
-    _PATHS: ClassVar[dict[str, str]] = {
-        "throttlingBurstLimit": "throttling/burstLimit",
-        "throttlingRateLimit": "throttling/rateLimit",
-        "metricsEnabled": "metrics/enabled",
-        "loggingLevel": "logging/loglevel",
-        "dataTraceEnabled": "logging/dataTrace",
-        "cachingEnabled": "caching/enabled",
-        "cacheTtlInSeconds": "caching/ttlInSeconds",
-        "cacheDataEncrypted": "caching/dataEncrypted",
-        "requireAuthorizationForCacheControl": "caching/requireAuthorizationForCacheControl",
-        "unauthorizedCacheControlHeaderStrategy": "caching/unauthorizedCacheControlHeaderStrategy",
+# settings key -> the stage's PATCH path below /<method path>/
+_SETTING_PATHS = {
+    "throttlingBurstLimit": "throttling/burstLimit",
+    "throttlingRateLimit": "throttling/rateLimit",
+    "metricsEnabled": "metrics/enabled",
+    "loggingLevel": "logging/loglevel",
+    "dataTraceEnabled": "logging/dataTrace",
+    "cachingEnabled": "caching/enabled",
+    "cacheTtlInSeconds": "caching/ttlInSeconds",
+    "cacheDataEncrypted": "caching/dataEncrypted",
+    "requireAuthorizationForCacheControl": "caching/requireAuthorizationForCacheControl",
+    "unauthorizedCacheControlHeaderStrategy": "caching/unauthorizedCacheControlHeaderStrategy",
+}
+
+
+def _method_settings_args(_ctx: Context, inputs: Inputs) -> dict[str, Any]:
+    path = inputs.text("methodPath")
+    settings = inputs.mapping("settings")
+    unknown = set(settings) - set(_SETTING_PATHS)
+    if unknown:
+        raise DeployError(f"method settings {sorted(unknown)} are not realized")
+    return {
+        "restApiId": inputs.text("restApi"),
+        "stageName": inputs.text("stageName"),
+        "patchOperations": [
+            _replace(f"/{path}/{_SETTING_PATHS[key]}", value)
+            for key, value in sorted(settings.items())
+            if value is not None
+        ],
     }
 
-    def create(self, ctx: Context, inputs: Inputs) -> Realized:
-        api, stage, path = (inputs.text(k) for k in ("restApi", "stageName", "methodPath"))
-        operations = [
-            _replace(f"/{path}/{self._PATHS[key]}", value)
-            for key, value in sorted(inputs.mapping("settings").items())
-            if value is not None and key in self._PATHS
-        ]
-        unknown = set(inputs.mapping("settings")) - set(self._PATHS)
-        if unknown:
-            raise DeployError(f"method settings {sorted(unknown)} are not realized")
-        ctx.clients("apigateway").update_stage(
-            restApiId=api, stageName=stage, patchOperations=operations
-        )
-        return Realized(f"{api}-{stage}-{path}", {})
 
-    def update(
-        self, ctx: Context, inputs: Inputs, old: ResourceState, changed: set[str]
-    ) -> Realized:
-        return self.create(ctx, inputs)
+def _stage_address(old: ResourceState) -> dict[str, Any]:
+    return {"restApiId": old.inputs["restApi"], "stageName": old.inputs["stageName"]}
 
-    def delete(self, ctx: Context, old: ResourceState) -> None:
-        gateway = ctx.clients("apigateway")
-        gone_ok(
-            lambda: gateway.update_stage(
-                restApiId=old.inputs["restApi"],
-                stageName=old.inputs["stageName"],
-                patchOperations=[{"op": "remove", "path": f"/{old.inputs['methodPath']}"}],
-            )
-        )
 
-    def exists(self, ctx: Context, old: ResourceState) -> bool:
-        gateway = ctx.clients("apigateway")
-        try:
-            stage = gateway.get_stage(
-                restApiId=old.inputs["restApi"], stageName=old.inputs["stageName"]
-            )
-        except Exception as exc:
-            if is_missing(exc):
-                return False
-            raise
-        return str(old.inputs["methodPath"]) in (stage.get("methodSettings") or {})
+# Not a resource of its own: a PATCH of its stage (put), the stage's settings (get),
+# a PATCH removing them (delete).
+METHOD_SETTINGS = Description(
+    type="aws:apigateway/methodSettings:MethodSettings",
+    service="apigateway",
+    supported=frozenset({"restApi", "stageName", "methodPath", "settings"}),
+    create="update_stage",
+    create_args=_method_settings_args,
+    get="get_stage",
+    delete="update_stage",
+    address=_stage_address,
+    delete_args=lambda old: {
+        **_stage_address(old),
+        "patchOperations": [{"op": "remove", "path": f"/{old.inputs['methodPath']}"}],
+    },
+    physical_id=lambda inputs, _response: "-".join(
+        inputs.text(key) for key in ("restApi", "stageName", "methodPath")
+    ),
+    missing=MISSING,
+    replace_on=frozenset({"restApi", "stageName", "methodPath"}),
+    update="update_stage",
+    is_present=lambda stage, old: (
+        str(old.inputs["methodPath"]) in (stage.get("methodSettings") or {})
+    ),
+    container=_in_api(),
+)
 
 
 class Account(Realizer):
@@ -640,21 +652,37 @@ class Account(Realizer):
         return bool(account.get("cloudwatchRoleArn") == old.inputs.get("cloudwatchRoleArn"))
 
 
-class ApiKey(Realizer):
-    type = "aws:apigateway/apiKey:ApiKey"
-    supported = frozenset({"name", "description", "enabled", "value", "customerId"})
-    replace_on = frozenset({"value"})
-    taggable = True
+API_KEY = Description(
+    type="aws:apigateway/apiKey:ApiKey",
+    service="apigateway",
+    supported=frozenset({"name", "description", "enabled", "value", "customerId"}),
+    create="create_api_key",
+    create_args=lambda ctx, inputs: {
+        "name": ctx.autoname(inputs.opt_text("name")),
+        "description": inputs.opt_text("description") or "",
+        "enabled": inputs.flag("enabled", default=True),
+        "tags": ctx.tags,
+        **optional(value=inputs.opt_text("value"), customerId=inputs.opt_text("customerId")),
+    },
+    get="get_api_key",
+    delete="delete_api_key",
+    address=lambda old: {"apiKey": old.id},
+    physical_id=_response_id,
+    outputs=lambda ctx, key: {
+        "name": key["name"],
+        "value": key["value"],
+        "arn": f"arn:aws:apigateway:{ctx.clients.region}::/apikeys/{key['id']}",
+        "createdDate": str(key.get("createdDate", "")),
+        "tagsAll": ctx.tags,
+    },
+    missing=MISSING,
+    replace_on=frozenset({"value"}),
+    taggable=True,
+)
 
-    def create(self, ctx: Context, inputs: Inputs) -> Realized:
-        key = ctx.clients("apigateway").create_api_key(
-            name=ctx.autoname(inputs.opt_text("name")),
-            description=inputs.opt_text("description") or "",
-            enabled=inputs.flag("enabled", default=True),
-            tags=ctx.tags,
-            **optional(value=inputs.opt_text("value"), customerId=inputs.opt_text("customerId")),
-        )
-        return self._realized(ctx, key)
+
+class ApiKey(Described):
+    """Created, read and deleted as described; updated by PATCH."""
 
     def update(
         self, ctx: Context, inputs: Inputs, old: ResourceState, changed: set[str]
@@ -671,120 +699,84 @@ class ApiKey(Realizer):
         gateway = ctx.clients("apigateway")
         if operations:
             gateway.update_api_key(apiKey=old.id, patchOperations=operations)
-        return self._realized(ctx, gateway.get_api_key(apiKey=old.id, includeValue=True))
-
-    def delete(self, ctx: Context, old: ResourceState) -> None:
-        gone_ok(lambda: ctx.clients("apigateway").delete_api_key(apiKey=old.id))
-
-    def exists(self, ctx: Context, old: ResourceState) -> bool:
-        return found(lambda: ctx.clients("apigateway").get_api_key(apiKey=old.id))
-
-    def _realized(self, ctx: Context, key: dict[str, Any]) -> Realized:
-        return Realized(
-            key["id"],
-            {
-                "name": key["name"],
-                "value": key["value"],
-                "arn": f"arn:aws:apigateway:{ctx.clients.region}::/apikeys/{key['id']}",
-                "createdDate": str(key.get("createdDate", "")),
-                "tagsAll": ctx.tags,
-            },
-        )
+        key = gateway.get_api_key(apiKey=old.id, includeValue=True)
+        return Realized(old.id, self.description.outputs(ctx, key))
 
 
-class UsagePlan(Realizer):
-    type = "aws:apigateway/usagePlan:UsagePlan"
-    supported = frozenset(
+def _usage_plan_args(ctx: Context, inputs: Inputs) -> dict[str, Any]:
+    stages = [
+        {"apiId": stage["apiId"], "stage": stage["stage"]} for stage in inputs.items("apiStages")
+    ]
+    throttle = api_shape(inputs.mapping("throttleSettings"))
+    quota = api_shape(inputs.mapping("quotaSettings"))
+    return {
+        "name": ctx.autoname(inputs.opt_text("name")),
+        "description": inputs.opt_text("description") or "",
+        "apiStages": stages,
+        "tags": ctx.tags,
+        **optional(
+            throttle={_lower_first(k): v for k, v in throttle.items()} or None,
+            quota={_lower_first(k): v for k, v in quota.items()} or None,
+        ),
+    }
+
+
+USAGE_PLAN = Description(
+    type="aws:apigateway/usagePlan:UsagePlan",
+    service="apigateway",
+    supported=frozenset(
         {"name", "description", "apiStages", "throttleSettings", "quotaSettings", "productCode"}
-    )
-    replace_on = None  # its PATCH paths are many; a new plan (and key links) is simpler
-    taggable = True
+    ),
+    create="create_usage_plan",
+    create_args=_usage_plan_args,
+    get="get_usage_plan",
+    delete="delete_usage_plan",
+    address=lambda old: {"usagePlanId": old.id},
+    physical_id=_response_id,
+    outputs=lambda ctx, plan: {
+        "name": plan["name"],
+        "arn": f"arn:aws:apigateway:{ctx.clients.region}::/usageplans/{plan['id']}",
+        "tagsAll": ctx.tags,
+    },
+    missing=MISSING,
+    # No update: its PATCH paths are many; a new plan (and key links) is simpler.
+    taggable=True,
+    owns=lambda old: _usage_plan_key(old.id),
+)
 
-    def create(self, ctx: Context, inputs: Inputs) -> Realized:
-        stages = [
-            {"apiId": stage["apiId"], "stage": stage["stage"]}
-            for stage in inputs.items("apiStages")
-        ]
-        throttle = api_shape(inputs.mapping("throttleSettings"))
-        quota = api_shape(inputs.mapping("quotaSettings"))
-        plan = ctx.clients("apigateway").create_usage_plan(
-            name=ctx.autoname(inputs.opt_text("name")),
-            description=inputs.opt_text("description") or "",
-            apiStages=stages,
-            tags=ctx.tags,
-            **optional(
-                throttle={_lower_first(k): v for k, v in throttle.items()} or None,
-                quota={_lower_first(k): v for k, v in quota.items()} or None,
-            ),
-        )
-        region = ctx.clients.region
-        return Realized(
-            plan["id"],
-            {
-                "name": plan["name"],
-                "arn": f"arn:aws:apigateway:{region}::/usageplans/{plan['id']}",
-                "tagsAll": ctx.tags,
-            },
-        )
-
-    def delete(self, ctx: Context, old: ResourceState) -> None:
-        gone_ok(lambda: ctx.clients("apigateway").delete_usage_plan(usagePlanId=old.id))
-
-    def exists(self, ctx: Context, old: ResourceState) -> bool:
-        return found(lambda: ctx.clients("apigateway").get_usage_plan(usagePlanId=old.id))
-
-    def owns(self, old: ResourceState) -> str | None:
-        return f"apigateway:usageplan:{old.id}"
-
-
-class UsagePlanKey(Realizer):
-    type = "aws:apigateway/usagePlanKey:UsagePlanKey"
-    supported = frozenset({"usagePlanId", "keyId", "keyType"})
-    replace_on = None
-
-    def create(self, ctx: Context, inputs: Inputs) -> Realized:
-        link = ctx.clients("apigateway").create_usage_plan_key(
-            usagePlanId=inputs.text("usagePlanId"),
-            keyId=inputs.text("keyId"),
-            keyType=inputs.text("keyType"),
-        )
-        return Realized(link["id"], {"name": link.get("name", ""), "value": link.get("value", "")})
-
-    def delete(self, ctx: Context, old: ResourceState) -> None:
-        gateway = ctx.clients("apigateway")
-        gone_ok(
-            lambda: gateway.delete_usage_plan_key(
-                usagePlanId=old.inputs["usagePlanId"], keyId=old.id
-            )
-        )
-
-    def exists(self, ctx: Context, old: ResourceState) -> bool:
-        gateway = ctx.clients("apigateway")
-        return found(
-            lambda: gateway.get_usage_plan_key(usagePlanId=old.inputs["usagePlanId"], keyId=old.id)
-        )
-
-    def container(self, old: ResourceState) -> str | None:
-        return f"apigateway:usageplan:{old.inputs['usagePlanId']}"
-
-
-def _lower_first(key: str) -> str:
-    return key[:1].lower() + key[1:]
+USAGE_PLAN_KEY = Description(
+    type="aws:apigateway/usagePlanKey:UsagePlanKey",
+    service="apigateway",
+    supported=frozenset({"usagePlanId", "keyId", "keyType"}),
+    create="create_usage_plan_key",
+    create_args=lambda _ctx, inputs: {
+        "usagePlanId": inputs.text("usagePlanId"),
+        "keyId": inputs.text("keyId"),
+        "keyType": inputs.text("keyType"),
+    },
+    get="get_usage_plan_key",
+    delete="delete_usage_plan_key",
+    address=lambda old: {"usagePlanId": old.inputs["usagePlanId"], "keyId": old.id},
+    physical_id=_response_id,
+    outputs=lambda _ctx, link: {"name": link.get("name", ""), "value": link.get("value", "")},
+    missing=MISSING,
+    container=lambda old: _usage_plan_key(str(old.inputs["usagePlanId"])),
+)
 
 
 REALIZERS: list[Realizer] = [
-    RestApi(),
-    Resource(),
-    Method(),
-    Integration(),
-    MethodResponse(),
-    IntegrationResponse(),
-    GatewayResponse(),
-    Deployment(),
+    RestApi(REST_API),
+    Described(RESOURCE),
+    Method(METHOD),
+    Described(INTEGRATION),
+    Described(METHOD_RESPONSE),
+    Described(INTEGRATION_RESPONSE),
+    Described(GATEWAY_RESPONSE),
+    Described(DEPLOYMENT),
     Stage(),
-    MethodSettings(),
+    Described(METHOD_SETTINGS),
     Account(),
-    ApiKey(),
-    UsagePlan(),
-    UsagePlanKey(),
+    ApiKey(API_KEY),
+    Described(USAGE_PLAN),
+    Described(USAGE_PLAN_KEY),
 ]

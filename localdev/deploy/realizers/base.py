@@ -1,14 +1,17 @@
 """The shape every realizer has: create, update, delete and an existence check of one
-resource type against LocalStack, with boto3."""
+resource type against LocalStack, with boto3; and `Described`, the one realizer for every
+type that is a create (or put), a get and a delete call, driven by its `Description`."""
 
 from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar, TypeVar
+from typing import Any, TypeVar
 
-from localdev.deploy.aws import Clients, is_missing
+from botocore.exceptions import ClientError
+
+from localdev.deploy.aws import Clients, error_code
 from localdev.deploy.state import ResourceState
 from localdev.errors import DeployError
 
@@ -96,17 +99,17 @@ class Inputs:
 
 
 class Realizer:
-    type: ClassVar[str]
+    type: str
     # Input keys this realizer applies; any other non-empty input is an error (never
     # silently ignored). `tags` is implied for taggable types.
-    supported: ClassVar[frozenset[str]]
+    supported: frozenset[str]
     # Input keys whose change needs a new physical resource (the rest update in place);
     # None: every change does.
-    replace_on: ClassVar[frozenset[str] | None] = None
+    replace_on: frozenset[str] | None = None
     # Replacement normally creates the new resource first and deletes the old one at
     # the end of `up`; resources whose identity does not change must go first.
-    delete_before_replace: ClassVar[bool] = False
-    taggable: ClassVar[bool] = False
+    delete_before_replace: bool = False
+    taggable: bool = False
 
     def create(self, ctx: Context, inputs: Inputs) -> Realized:
         raise NotImplementedError
@@ -120,6 +123,8 @@ class Realizer:
         raise NotImplementedError
 
     def exists(self, ctx: Context, old: ResourceState) -> bool:
+        """Whether `old` is still there: False only on the type's not-found error codes;
+        any other error propagates."""
         raise NotImplementedError
 
     def owns(self, old: ResourceState) -> str | None:
@@ -132,24 +137,133 @@ class Realizer:
         return None
 
 
-def found(call: Callable[[], Any]) -> bool:
-    """Whether `call` succeeds; False when the cloud says the resource is missing."""
+def is_missing(exc: ClientError, codes: frozenset[str]) -> bool:
+    """Whether `exc` is the cloud saying the resource is not there (one of `codes`)."""
+    return error_code(exc) in codes
+
+
+def fetch(call: Callable[[], T], missing: frozenset[str]) -> T | None:
+    """What `call` returns; None when it fails with one of the `missing` codes."""
+    try:
+        return call()
+    except ClientError as exc:
+        if is_missing(exc, missing):
+            return None
+        raise
+
+
+def found(call: Callable[[], Any], missing: frozenset[str]) -> bool:
+    """Whether `call` succeeds; False when it fails with one of the `missing` codes."""
     try:
         call()
-    except Exception as exc:
-        if is_missing(exc):
+    except ClientError as exc:
+        if is_missing(exc, missing):
             return False
         raise
     return True
 
 
-def gone_ok(call: Callable[[], Any]) -> None:
-    """Run a delete; a resource that is already gone is fine (down is safe to re-run)."""
-    try:
-        call()
-    except Exception as exc:
-        if not is_missing(exc):
-            raise
+def gone_ok(call: Callable[[], Any], missing: frozenset[str]) -> None:
+    """Run a delete; a resource that is already gone (one of the `missing` codes) is fine:
+    down is safe to re-run."""
+    fetch(call, missing)
+
+
+Args = Callable[[ResourceState], dict[str, Any]]
+
+
+def _no_outputs(_ctx: Context, _response: dict[str, Any]) -> dict[str, Any]:
+    return {}
+
+
+@dataclass(frozen=True)
+class Description:
+    """A resource type that is one boto3 call to create it, one to read it and one to
+    delete it; `Described` realizes it."""
+
+    type: str
+    # The boto3 client.
+    service: str
+    supported: frozenset[str]
+    # The call that creates the resource (for a setting: the PUT), and its arguments.
+    create: str
+    create_args: Callable[[Context, Inputs], dict[str, Any]]
+    # The call that reads the resource back, and the one that deletes it.
+    get: str
+    delete: str
+    # The arguments naming an existing resource, for `get` and `delete`.
+    address: Args
+    # The physical id, from the inputs and what `create` answered.
+    physical_id: Callable[[Inputs, dict[str, Any]], str]
+    # The error codes meaning "not there" (for the resource or what holds it).
+    missing: frozenset[str]
+    # The outputs, from what `create` (or `update`) answered.
+    outputs: Callable[[Context, dict[str, Any]], dict[str, Any]] = _no_outputs
+    # As `Realizer.replace_on`.
+    replace_on: frozenset[str] | None = None
+    # The call that applies a change in place, taking `create`'s arguments (a PUT names
+    # itself: it replaces the resource whole); None: every change replaces.
+    update: str | None = None
+    # The update call refuses an existing resource: delete it first.
+    update_deletes_first: bool = False
+    taggable: bool = False
+    # `delete`'s arguments when they are not `address`.
+    delete_args: Args | None = None
+    # For types `get` answers even when nothing was set (S3 defaults): whether what it
+    # answered is the resource as declared.
+    is_present: Callable[[dict[str, Any], ResourceState], bool] | None = None
+    owns: Callable[[ResourceState], str] | None = None
+    container: Callable[[ResourceState], str] | None = None
+
+
+class Described(Realizer):
+    """The realizer of every type a `Description` describes."""
+
+    def __init__(self, description: Description) -> None:
+        self.description = description
+        self.type = description.type
+        self.supported = description.supported
+        self.replace_on = description.replace_on
+        self.taggable = description.taggable
+
+    def create(self, ctx: Context, inputs: Inputs) -> Realized:
+        return self._call(ctx, inputs, self.description.create)
+
+    def update(
+        self, ctx: Context, inputs: Inputs, old: ResourceState, changed: set[str]
+    ) -> Realized:
+        desc = self.description
+        if desc.update is None:
+            return super().update(ctx, inputs, old, changed)
+        if desc.update_deletes_first:
+            self.delete(ctx, old)
+        return self._call(ctx, inputs, desc.update)
+
+    def delete(self, ctx: Context, old: ResourceState) -> None:
+        desc = self.description
+        call = getattr(ctx.clients(desc.service), desc.delete)
+        args = (desc.delete_args or desc.address)(old)
+        gone_ok(lambda: call(**args), desc.missing)
+
+    def exists(self, ctx: Context, old: ResourceState) -> bool:
+        desc = self.description
+        call = getattr(ctx.clients(desc.service), desc.get)
+        response = fetch(lambda: call(**desc.address(old)), desc.missing)
+        if response is None:
+            return False
+        return desc.is_present is None or desc.is_present(response, old)
+
+    def owns(self, old: ResourceState) -> str | None:
+        return self.description.owns(old) if self.description.owns else None
+
+    def container(self, old: ResourceState) -> str | None:
+        return self.description.container(old) if self.description.container else None
+
+    def _call(self, ctx: Context, inputs: Inputs, method: str) -> Realized:
+        desc = self.description
+        call = getattr(ctx.clients(desc.service), method)
+        response: dict[str, Any] = call(**desc.create_args(ctx, inputs))
+        return Realized(desc.physical_id(inputs, response), desc.outputs(ctx, response))
 
 
 def api_shape(value: Any) -> Any:

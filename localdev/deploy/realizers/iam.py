@@ -1,9 +1,15 @@
-"""IAM: the functions' roles and their inline policies."""
+"""IAM: the functions' roles and their inline policies.
+
+Both are hand-written: a role updates its trust policy, settings and tags by three calls
+and must be stripped of its policies before it can go; an inline policy's name is
+auto-generated once and kept by every later put (a `Description` would name it anew)."""
 
 from __future__ import annotations
 
 from functools import partial
 from typing import Any
+
+from botocore.exceptions import ClientError
 
 from localdev.deploy.realizers.base import (
     Context,
@@ -12,9 +18,13 @@ from localdev.deploy.realizers.base import (
     Realizer,
     found,
     gone_ok,
+    is_missing,
     optional,
 )
 from localdev.deploy.state import ResourceState
+
+# What IAM answers for a missing role or policy.
+MISSING = frozenset({"NoSuchEntity"})
 
 
 def _role_key(role: str) -> str:
@@ -82,19 +92,21 @@ class Role(Realizer):
         # resources would have gone first anyway), managed ones are detached.
         try:
             for policy in iam.list_role_policies(RoleName=old.id)["PolicyNames"]:
-                gone_ok(partial(iam.delete_role_policy, RoleName=old.id, PolicyName=policy))
+                gone_ok(
+                    partial(iam.delete_role_policy, RoleName=old.id, PolicyName=policy), MISSING
+                )
             attached = iam.list_attached_role_policies(RoleName=old.id)["AttachedPolicies"]
             for policy in attached:
                 arn = policy["PolicyArn"]
-                gone_ok(partial(iam.detach_role_policy, RoleName=old.id, PolicyArn=arn))
-        except Exception:
-            if not self.exists(ctx, old):
+                gone_ok(partial(iam.detach_role_policy, RoleName=old.id, PolicyArn=arn), MISSING)
+        except ClientError as exc:
+            if is_missing(exc, MISSING):
                 return
             raise
-        gone_ok(lambda: iam.delete_role(RoleName=old.id))
+        gone_ok(lambda: iam.delete_role(RoleName=old.id), MISSING)
 
     def exists(self, ctx: Context, old: ResourceState) -> bool:
-        return found(lambda: ctx.clients("iam").get_role(RoleName=old.id))
+        return found(lambda: ctx.clients("iam").get_role(RoleName=old.id), MISSING)
 
     def owns(self, old: ResourceState) -> str | None:
         return _role_key(old.id)
@@ -136,11 +148,13 @@ class RolePolicy(Realizer):
 
     def delete(self, ctx: Context, old: ResourceState) -> None:
         role, name = old.id.split(":", 1)
-        gone_ok(lambda: ctx.clients("iam").delete_role_policy(RoleName=role, PolicyName=name))
+        iam = ctx.clients("iam")
+        gone_ok(lambda: iam.delete_role_policy(RoleName=role, PolicyName=name), MISSING)
 
     def exists(self, ctx: Context, old: ResourceState) -> bool:
         role, name = old.id.split(":", 1)
-        return found(lambda: ctx.clients("iam").get_role_policy(RoleName=role, PolicyName=name))
+        iam = ctx.clients("iam")
+        return found(lambda: iam.get_role_policy(RoleName=role, PolicyName=name), MISSING)
 
     def container(self, old: ResourceState) -> str | None:
         return _role_key(old.id.split(":", 1)[0])

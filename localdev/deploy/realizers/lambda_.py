@@ -1,5 +1,11 @@
 """Lambda: layer versions, functions (published versions), aliases, permissions and
-provisioned concurrency."""
+provisioned concurrency.
+
+An alias is a create, a get and a delete call: a `Description`. Hand-written are the
+types that differ: a layer version is published (never updated) and may outlive its
+stack; a function waits to become Active, then publishes; a permission's statement id is
+auto-generated and it is found inside the function's policy; provisioned concurrency
+waits to be READY."""
 
 from __future__ import annotations
 
@@ -10,12 +16,14 @@ from typing import Any
 import pulumi
 
 from localdev.deploy.assets import archive_zip
-from localdev.deploy.aws import is_missing
 from localdev.deploy.realizers.base import (
     Context,
+    Described,
+    Description,
     Inputs,
     Realized,
     Realizer,
+    fetch,
     found,
     gone_ok,
     optional,
@@ -23,6 +31,8 @@ from localdev.deploy.realizers.base import (
 from localdev.deploy.state import ResourceState
 from localdev.errors import DeployError
 
+# What Lambda answers for a missing layer version, function, alias, policy or config.
+MISSING = frozenset({"ResourceNotFoundException"})
 # Functions with a model to load take a while to become Active on 2 cores.
 _WAIT_S = 180.0
 _POLL_S = 0.25
@@ -89,12 +99,12 @@ class LayerVersion(Realizer):
             return
         name, version = self._parts(old)
         lam = ctx.clients("lambda")
-        gone_ok(lambda: lam.delete_layer_version(LayerName=name, VersionNumber=version))
+        gone_ok(lambda: lam.delete_layer_version(LayerName=name, VersionNumber=version), MISSING)
 
     def exists(self, ctx: Context, old: ResourceState) -> bool:
         name, version = self._parts(old)
         lam = ctx.clients("lambda")
-        return found(lambda: lam.get_layer_version(LayerName=name, VersionNumber=version))
+        return found(lambda: lam.get_layer_version(LayerName=name, VersionNumber=version), MISSING)
 
     def _parts(self, old: ResourceState) -> tuple[str, int]:
         layer_arn, _, version = old.id.rpartition(":")
@@ -172,12 +182,15 @@ class Function(Realizer):
         return self._realized(ctx, name, version)
 
     def delete(self, ctx: Context, old: ResourceState) -> None:
-        gone_ok(lambda: ctx.clients("lambda").delete_function(FunctionName=old.id))
+        gone_ok(lambda: ctx.clients("lambda").delete_function(FunctionName=old.id), MISSING)
 
     def exists(self, ctx: Context, old: ResourceState) -> bool:
         lam = ctx.clients("lambda")
         version = str(old.outputs.get("version", "$LATEST"))
-        return found(lambda: lam.get_function_configuration(FunctionName=old.id, Qualifier=version))
+        return found(
+            lambda: lam.get_function_configuration(FunctionName=old.id, Qualifier=version),
+            MISSING,
+        )
 
     def owns(self, old: ResourceState) -> str | None:
         return _function_key(old.id)
@@ -206,7 +219,7 @@ class Function(Realizer):
         if reserved is not None and reserved >= 0:
             lam.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=reserved)
         else:
-            gone_ok(lambda: lam.delete_function_concurrency(FunctionName=name))
+            gone_ok(lambda: lam.delete_function_concurrency(FunctionName=name), MISSING)
 
     def _publish(self, lam: Any, name: str) -> str:
         version = str(lam.publish_version(FunctionName=name)["Version"])
@@ -252,46 +265,30 @@ class Function(Realizer):
         )
 
 
-class Alias(Realizer):
-    type = "aws:lambda/alias:Alias"
-    supported = frozenset({"name", "functionName", "functionVersion", "description"})
-    replace_on = frozenset({"name", "functionName"})
-
-    def create(self, ctx: Context, inputs: Inputs) -> Realized:
-        alias = ctx.clients("lambda").create_alias(
-            FunctionName=inputs.text("functionName"),
-            Name=inputs.text("name"),
-            FunctionVersion=inputs.text("functionVersion"),
-            Description=inputs.opt_text("description") or "",
-        )
-        return self._realized(ctx, alias["AliasArn"])
-
-    def update(
-        self, ctx: Context, inputs: Inputs, old: ResourceState, changed: set[str]
-    ) -> Realized:
-        alias = ctx.clients("lambda").update_alias(
-            FunctionName=inputs.text("functionName"),
-            Name=inputs.text("name"),
-            FunctionVersion=inputs.text("functionVersion"),
-            Description=inputs.opt_text("description") or "",
-        )
-        return self._realized(ctx, alias["AliasArn"])
-
-    def delete(self, ctx: Context, old: ResourceState) -> None:
-        lam = ctx.clients("lambda")
-        function, name = old.inputs["functionName"], old.inputs["name"]
-        gone_ok(lambda: lam.delete_alias(FunctionName=function, Name=name))
-
-    def exists(self, ctx: Context, old: ResourceState) -> bool:
-        lam = ctx.clients("lambda")
-        function, name = old.inputs["functionName"], old.inputs["name"]
-        return found(lambda: lam.get_alias(FunctionName=function, Name=name))
-
-    def container(self, old: ResourceState) -> str | None:
-        return _function_key(str(old.inputs["functionName"]))
-
-    def _realized(self, ctx: Context, arn: str) -> Realized:
-        return Realized(arn, {"arn": arn, "invokeArn": invoke_arn(ctx.clients.region, arn)})
+ALIAS = Description(
+    type="aws:lambda/alias:Alias",
+    service="lambda",
+    supported=frozenset({"name", "functionName", "functionVersion", "description"}),
+    create="create_alias",
+    create_args=lambda _ctx, inputs: {
+        "FunctionName": inputs.text("functionName"),
+        "Name": inputs.text("name"),
+        "FunctionVersion": inputs.text("functionVersion"),
+        "Description": inputs.opt_text("description") or "",
+    },
+    get="get_alias",
+    delete="delete_alias",
+    address=lambda old: {"FunctionName": old.inputs["functionName"], "Name": old.inputs["name"]},
+    physical_id=lambda _inputs, alias: str(alias["AliasArn"]),
+    outputs=lambda ctx, alias: {
+        "arn": alias["AliasArn"],
+        "invokeArn": invoke_arn(ctx.clients.region, alias["AliasArn"]),
+    },
+    missing=MISSING,
+    replace_on=frozenset({"name", "functionName"}),
+    update="update_alias",
+    container=lambda old: _function_key(str(old.inputs["functionName"])),
+)
 
 
 class Permission(Realizer):
@@ -336,21 +333,23 @@ class Permission(Realizer):
                 FunctionName=old.inputs["function"],
                 StatementId=old.id,
                 **optional(Qualifier=old.inputs.get("qualifier")),
-            )
+            ),
+            MISSING,
         )
 
     def exists(self, ctx: Context, old: ResourceState) -> bool:
         lam = ctx.clients("lambda")
-        try:
-            policy = lam.get_policy(
+        policy = fetch(
+            lambda: lam.get_policy(
                 FunctionName=old.inputs["function"],
                 **optional(Qualifier=old.inputs.get("qualifier")),
-            )["Policy"]
-        except Exception as exc:
-            if is_missing(exc):
-                return False
-            raise
-        return any(item.get("Sid") == old.id for item in json.loads(policy)["Statement"])
+            ),
+            MISSING,
+        )
+        if policy is None:
+            return False
+        statements = json.loads(policy["Policy"])["Statement"]
+        return any(item.get("Sid") == old.id for item in statements)
 
     def container(self, old: ResourceState) -> str | None:
         return _function_key(str(old.inputs["function"]))
@@ -399,7 +398,8 @@ class ProvisionedConcurrencyConfig(Realizer):
         gone_ok(
             lambda: lam.delete_provisioned_concurrency_config(
                 FunctionName=function, Qualifier=qualifier
-            )
+            ),
+            MISSING,
         )
 
     def exists(self, ctx: Context, old: ResourceState) -> bool:
@@ -408,7 +408,8 @@ class ProvisionedConcurrencyConfig(Realizer):
         return found(
             lambda: lam.get_provisioned_concurrency_config(
                 FunctionName=function, Qualifier=qualifier
-            )
+            ),
+            MISSING,
         )
 
     def container(self, old: ResourceState) -> str | None:
@@ -418,7 +419,7 @@ class ProvisionedConcurrencyConfig(Realizer):
 REALIZERS: list[Realizer] = [
     LayerVersion(),
     Function(),
-    Alias(),
+    Described(ALIAS),
     Permission(),
     ProvisionedConcurrencyConfig(),
 ]

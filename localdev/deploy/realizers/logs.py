@@ -1,9 +1,13 @@
-"""CloudWatch Logs: the functions' and the API's log groups."""
+"""CloudWatch Logs: the functions' and the API's log groups (hand-written: a group that
+already exists is adopted, its retention is a call of its own, and it is found by listing)."""
 
 from __future__ import annotations
 
 from localdev.deploy.realizers.base import Context, Inputs, Realized, Realizer, gone_ok, optional
 from localdev.deploy.state import ResourceState
+
+# What CloudWatch Logs answers for a missing log group.
+MISSING = frozenset({"ResourceNotFoundException"})
 
 
 class LogGroup(Realizer):
@@ -57,7 +61,7 @@ class LogGroup(Realizer):
     def delete(self, ctx: Context, old: ResourceState) -> None:
         if old.inputs.get("skipDestroy"):
             return
-        gone_ok(lambda: ctx.clients("logs").delete_log_group(logGroupName=old.id))
+        gone_ok(lambda: ctx.clients("logs").delete_log_group(logGroupName=old.id), MISSING)
 
     def exists(self, ctx: Context, old: ResourceState) -> bool:
         groups = ctx.clients("logs").describe_log_groups(logGroupNamePrefix=old.id)["logGroups"]
@@ -69,7 +73,7 @@ class LogGroup(Realizer):
         if days:
             logs.put_retention_policy(logGroupName=name, retentionInDays=days)
         else:
-            gone_ok(lambda: logs.delete_retention_policy(logGroupName=name))
+            gone_ok(lambda: logs.delete_retention_policy(logGroupName=name), MISSING)
 
     def _arn(self, ctx: Context, name: str) -> str:
         return f"arn:aws:logs:{ctx.clients.region}:{ctx.clients.account}:log-group:{name}"

@@ -1,25 +1,40 @@
-"""S3: the artifact bucket, its settings, and the model objects in it."""
+"""S3: the artifact bucket, its settings, and the model objects in it.
+
+Each bucket setting is a put, a get and a delete call: a `Description`. Hand-written are
+the bucket (an auto-name, a region constraint, tags by their own call, emptied before
+delete when force_destroy says so) and its objects (bytes from an asset, every version
+deleted)."""
 
 from __future__ import annotations
 
 import urllib.parse
+from collections.abc import Callable
 from typing import Any
 
 import pulumi
+from botocore.exceptions import ClientError
 
 from localdev.deploy.assets import asset_bytes
-from localdev.deploy.aws import is_missing
+from localdev.deploy.aws import error_code
 from localdev.deploy.realizers.base import (
     Context,
+    Described,
+    Description,
     Inputs,
     Realized,
     Realizer,
     api_shape,
+    fetch,
     found,
     gone_ok,
+    optional,
 )
 from localdev.deploy.state import ResourceState
 from localdev.errors import DeployError
+
+# HEAD requests have no error body: their code is the HTTP status.
+_NO_BUCKET = frozenset({"NoSuchBucket", "404"})
+_NO_OBJECT = frozenset({"NoSuchBucket", "NoSuchKey", "404"})
 
 
 def _bucket_key(bucket: str) -> str:
@@ -58,24 +73,21 @@ class Bucket(Realizer):
 
     def delete(self, ctx: Context, old: ResourceState) -> None:
         s3 = ctx.clients("s3")
-        if old.inputs.get("forceDestroy"):
-            try:
-                empty_bucket(s3, old.id)
-            except Exception as exc:
-                if is_missing(exc):
-                    return
-                raise
         try:
-            gone_ok(lambda: s3.delete_bucket(Bucket=old.id))
-        except Exception as exc:
-            if "BucketNotEmpty" in str(exc):
+            if old.inputs.get("forceDestroy"):
+                empty_bucket(s3, old.id)
+            s3.delete_bucket(Bucket=old.id)
+        except ClientError as exc:
+            if error_code(exc) == "NoSuchBucket":
+                return
+            if error_code(exc) == "BucketNotEmpty":
                 raise DeployError(
                     f"bucket {old.id} is not empty and force_destroy is off: empty it first"
                 ) from exc
             raise
 
     def exists(self, ctx: Context, old: ResourceState) -> bool:
-        return found(lambda: ctx.clients("s3").head_bucket(Bucket=old.id))
+        return found(lambda: ctx.clients("s3").head_bucket(Bucket=old.id), _NO_BUCKET)
 
     def owns(self, old: ResourceState) -> str | None:
         # Only an emptied bucket takes its objects along.
@@ -87,7 +99,7 @@ class Bucket(Realizer):
             tag_set = [{"Key": k, "Value": v} for k, v in sorted(ctx.tags.items())]
             s3.put_bucket_tagging(Bucket=bucket, Tagging={"TagSet": tag_set})
         else:
-            gone_ok(lambda: s3.delete_bucket_tagging(Bucket=bucket))
+            gone_ok(lambda: s3.delete_bucket_tagging(Bucket=bucket), frozenset({"NoSuchTagSet"}))
 
     def _realized(self, ctx: Context, bucket: str) -> Realized:
         region = ctx.clients.region
@@ -116,181 +128,180 @@ def empty_bucket(s3: Any, bucket: str) -> None:
             s3.delete_objects(Bucket=bucket, Delete={"Objects": doomed[start : start + 1000]})
 
 
-class _BucketSetting(Realizer):
-    """A setting that lives on a bucket: put to create or update, delete to remove."""
-
-    replace_on = frozenset({"bucket", "expectedBucketOwner"})
-
-    def create(self, ctx: Context, inputs: Inputs) -> Realized:
-        bucket = inputs.text("bucket")
-        self.put(ctx.clients("s3"), bucket, inputs)
-        return Realized(bucket, {})
-
-    def update(
-        self, ctx: Context, inputs: Inputs, old: ResourceState, changed: set[str]
-    ) -> Realized:
-        return self.create(ctx, inputs)
-
-    def container(self, old: ResourceState) -> str | None:
-        return _bucket_key(old.id)
-
-    def put(self, s3: Any, bucket: str, inputs: Inputs) -> None:
-        raise NotImplementedError
-
-    def live(self, call: Any) -> dict[str, Any] | None:
-        """The setting as S3 reports it; None if the bucket or the setting is missing."""
-        try:
-            result: dict[str, Any] = call()
-        except Exception as exc:
-            if is_missing(exc):
-                return None
-            raise
-        return result
-
-
-class BucketPublicAccessBlock(_BucketSetting):
-    type = "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock"
-    _FLAGS = ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets")
-    supported = frozenset({"bucket", *_FLAGS})
-
-    def put(self, s3: Any, bucket: str, inputs: Inputs) -> None:
-        s3.put_public_access_block(
-            Bucket=bucket, PublicAccessBlockConfiguration=self._config(inputs.values)
-        )
-
-    def delete(self, ctx: Context, old: ResourceState) -> None:
-        gone_ok(lambda: ctx.clients("s3").delete_public_access_block(Bucket=old.id))
-
-    def exists(self, ctx: Context, old: ResourceState) -> bool:
-        # New buckets block public access by default: compare, not just look.
-        live = self.live(lambda: ctx.clients("s3").get_public_access_block(Bucket=old.id))
-        wanted = self._config(old.inputs)
-        return live is not None and live["PublicAccessBlockConfiguration"] == wanted
-
-    def _config(self, values: dict[str, Any]) -> dict[str, bool]:
-        return {flag[:1].upper() + flag[1:]: bool(values.get(flag)) for flag in self._FLAGS}
+def _bucket_setting(
+    type_: str,
+    *,
+    supported: frozenset[str],
+    put: str,
+    put_args: Callable[[Inputs], dict[str, Any]],
+    get: str,
+    delete: str,
+    missing: frozenset[str],
+    delete_args: Callable[[ResourceState], dict[str, Any]] | None = None,
+    is_present: Callable[[dict[str, Any], ResourceState], bool] | None = None,
+) -> Description:
+    """A setting that lives on a bucket: put to create or update, delete to remove; its
+    physical id is the bucket's name."""
+    return Description(
+        type=type_,
+        service="s3",
+        supported=supported,
+        create=put,
+        create_args=lambda _ctx, inputs: {"Bucket": inputs.text("bucket"), **put_args(inputs)},
+        get=get,
+        delete=delete,
+        address=lambda old: {"Bucket": old.id},
+        physical_id=lambda inputs, _response: inputs.text("bucket"),
+        missing=missing,
+        replace_on=frozenset({"bucket", "expectedBucketOwner"}),
+        update=put,
+        delete_args=delete_args,
+        is_present=is_present,
+        container=lambda old: _bucket_key(old.id),
+    )
 
 
-class BucketOwnershipControls(_BucketSetting):
-    type = "aws:s3/bucketOwnershipControls:BucketOwnershipControls"
-    supported = frozenset({"bucket", "rule"})
-
-    def put(self, s3: Any, bucket: str, inputs: Inputs) -> None:
-        ownership = inputs.mapping("rule")["objectOwnership"]
-        s3.put_bucket_ownership_controls(
-            Bucket=bucket, OwnershipControls={"Rules": [{"ObjectOwnership": ownership}]}
-        )
-
-    def delete(self, ctx: Context, old: ResourceState) -> None:
-        gone_ok(lambda: ctx.clients("s3").delete_bucket_ownership_controls(Bucket=old.id))
-
-    def exists(self, ctx: Context, old: ResourceState) -> bool:
-        # New buckets are BucketOwnerEnforced by default: compare, not just look.
-        s3 = ctx.clients("s3")
-        live = self.live(lambda: s3.get_bucket_ownership_controls(Bucket=old.id))
-        if live is None:
-            return False
-        rules = live["OwnershipControls"]["Rules"]
-        return bool(rules) and rules[0]["ObjectOwnership"] == old.inputs["rule"]["objectOwnership"]
+_ACCESS_FLAGS = (
+    "blockPublicAcls",
+    "blockPublicPolicy",
+    "ignorePublicAcls",
+    "restrictPublicBuckets",
+)
 
 
-class BucketVersioning(_BucketSetting):
-    type = "aws:s3/bucketVersioning:BucketVersioning"
-    supported = frozenset({"bucket", "versioningConfiguration"})
-
-    def put(self, s3: Any, bucket: str, inputs: Inputs) -> None:
-        config = api_shape(inputs.mapping("versioningConfiguration"))
-        if "MfaDelete" in config:
-            config["MFADelete"] = config.pop("MfaDelete")
-        s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration=config)
-
-    def delete(self, ctx: Context, old: ResourceState) -> None:
-        # Versioning cannot be switched off, only suspended (what the provider does too).
-        s3 = ctx.clients("s3")
-        gone_ok(
-            lambda: s3.put_bucket_versioning(
-                Bucket=old.id, VersioningConfiguration={"Status": "Suspended"}
-            )
-        )
-
-    def exists(self, ctx: Context, old: ResourceState) -> bool:
-        wanted = old.inputs.get("versioningConfiguration", {}).get("status")
-        try:
-            status = ctx.clients("s3").get_bucket_versioning(Bucket=old.id).get("Status")
-        except Exception as exc:
-            if is_missing(exc):
-                return False
-            raise
-        # A fresh bucket has no status at all: the setting is gone.
-        return bool(status) and status == wanted
+def _access_block(values: dict[str, Any]) -> dict[str, bool]:
+    return {flag[:1].upper() + flag[1:]: bool(values.get(flag)) for flag in _ACCESS_FLAGS}
 
 
-class BucketServerSideEncryptionConfiguration(_BucketSetting):
-    type = "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration"
-    supported = frozenset({"bucket", "rules"})
-
-    def put(self, s3: Any, bucket: str, inputs: Inputs) -> None:
-        rules = api_shape(inputs.items("rules"))
-        for rule in rules:
-            default = rule.get("ApplyServerSideEncryptionByDefault", {})
-            if "SseAlgorithm" in default:
-                default["SSEAlgorithm"] = default.pop("SseAlgorithm")
-            if "KmsMasterKeyId" in default:
-                default["KMSMasterKeyID"] = default.pop("KmsMasterKeyId")
-        s3.put_bucket_encryption(Bucket=bucket, ServerSideEncryptionConfiguration={"Rules": rules})
-
-    def delete(self, ctx: Context, old: ResourceState) -> None:
-        gone_ok(lambda: ctx.clients("s3").delete_bucket_encryption(Bucket=old.id))
-
-    def exists(self, ctx: Context, old: ResourceState) -> bool:
-        # Every new bucket has default encryption (SSE-S3): compare, not just look.
-        live = self.live(lambda: ctx.clients("s3").get_bucket_encryption(Bucket=old.id))
-        if live is None:
-            return False
-        rules = live["ServerSideEncryptionConfiguration"]["Rules"]
-        have = rules[0].get("ApplyServerSideEncryptionByDefault", {}) if rules else {}
-        want = (old.inputs.get("rules") or [{}])[0].get("applyServerSideEncryptionByDefault", {})
-        return bool(
-            have.get("SSEAlgorithm") == want.get("sseAlgorithm")
-            and have.get("KMSMasterKeyID") == want.get("kmsMasterKeyId")
-        )
+PUBLIC_ACCESS_BLOCK = _bucket_setting(
+    "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock",
+    supported=frozenset({"bucket", *_ACCESS_FLAGS}),
+    put="put_public_access_block",
+    put_args=lambda inputs: {"PublicAccessBlockConfiguration": _access_block(inputs.values)},
+    get="get_public_access_block",
+    delete="delete_public_access_block",
+    missing=frozenset({"NoSuchBucket", "NoSuchPublicAccessBlockConfiguration"}),
+    # New buckets block public access by default: compare, not just look.
+    is_present=lambda live, old: (
+        live["PublicAccessBlockConfiguration"] == _access_block(old.inputs)
+    ),
+)
 
 
-class BucketPolicy(_BucketSetting):
-    type = "aws:s3/bucketPolicy:BucketPolicy"
-    supported = frozenset({"bucket", "policy"})
-
-    def put(self, s3: Any, bucket: str, inputs: Inputs) -> None:
-        s3.put_bucket_policy(Bucket=bucket, Policy=inputs.text("policy"))
-
-    def delete(self, ctx: Context, old: ResourceState) -> None:
-        gone_ok(lambda: ctx.clients("s3").delete_bucket_policy(Bucket=old.id))
-
-    def exists(self, ctx: Context, old: ResourceState) -> bool:
-        return found(lambda: ctx.clients("s3").get_bucket_policy(Bucket=old.id))
+def _ownership_is_present(live: dict[str, Any], old: ResourceState) -> bool:
+    # New buckets are BucketOwnerEnforced by default: compare, not just look.
+    rules = live["OwnershipControls"]["Rules"]
+    return bool(rules) and rules[0]["ObjectOwnership"] == old.inputs["rule"]["objectOwnership"]
 
 
-class BucketLifecycleConfiguration(_BucketSetting):
-    type = "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration"
-    supported = frozenset({"bucket", "rules", "transitionDefaultMinimumObjectSize"})
+OWNERSHIP_CONTROLS = _bucket_setting(
+    "aws:s3/bucketOwnershipControls:BucketOwnershipControls",
+    supported=frozenset({"bucket", "rule"}),
+    put="put_bucket_ownership_controls",
+    put_args=lambda inputs: {
+        "OwnershipControls": {
+            "Rules": [{"ObjectOwnership": inputs.mapping("rule")["objectOwnership"]}]
+        }
+    },
+    get="get_bucket_ownership_controls",
+    delete="delete_bucket_ownership_controls",
+    missing=frozenset({"NoSuchBucket", "OwnershipControlsNotFoundError"}),
+    is_present=_ownership_is_present,
+)
 
-    def put(self, s3: Any, bucket: str, inputs: Inputs) -> None:
-        extra = {}
-        minimum = inputs.opt_text("transitionDefaultMinimumObjectSize")
-        if minimum:
-            extra["TransitionDefaultMinimumObjectSize"] = minimum
-        s3.put_bucket_lifecycle_configuration(
-            Bucket=bucket,
-            LifecycleConfiguration={"Rules": api_shape(inputs.items("rules"))},
-            **extra,
-        )
 
-    def delete(self, ctx: Context, old: ResourceState) -> None:
-        gone_ok(lambda: ctx.clients("s3").delete_bucket_lifecycle(Bucket=old.id))
+def _versioning(inputs: Inputs) -> dict[str, Any]:
+    config = api_shape(inputs.mapping("versioningConfiguration"))
+    if "MfaDelete" in config:
+        config["MFADelete"] = config.pop("MfaDelete")
+    return {"VersioningConfiguration": config}
 
-    def exists(self, ctx: Context, old: ResourceState) -> bool:
-        s3 = ctx.clients("s3")
-        return found(lambda: s3.get_bucket_lifecycle_configuration(Bucket=old.id))
+
+def _versioning_is_present(live: dict[str, Any], old: ResourceState) -> bool:
+    # A fresh bucket has no status at all: the setting is gone.
+    status = live.get("Status")
+    return bool(status) and status == old.inputs.get("versioningConfiguration", {}).get("status")
+
+
+VERSIONING = _bucket_setting(
+    "aws:s3/bucketVersioning:BucketVersioning",
+    supported=frozenset({"bucket", "versioningConfiguration"}),
+    put="put_bucket_versioning",
+    put_args=_versioning,
+    get="get_bucket_versioning",
+    # Versioning cannot be switched off, only suspended (what the provider does too).
+    delete="put_bucket_versioning",
+    delete_args=lambda old: {
+        "Bucket": old.id,
+        "VersioningConfiguration": {"Status": "Suspended"},
+    },
+    missing=frozenset({"NoSuchBucket"}),
+    is_present=_versioning_is_present,
+)
+
+
+def _encryption(inputs: Inputs) -> dict[str, Any]:
+    rules = api_shape(inputs.items("rules"))
+    for rule in rules:
+        default = rule.get("ApplyServerSideEncryptionByDefault", {})
+        if "SseAlgorithm" in default:
+            default["SSEAlgorithm"] = default.pop("SseAlgorithm")
+        if "KmsMasterKeyId" in default:
+            default["KMSMasterKeyID"] = default.pop("KmsMasterKeyId")
+    return {"ServerSideEncryptionConfiguration": {"Rules": rules}}
+
+
+def _encryption_is_present(live: dict[str, Any], old: ResourceState) -> bool:
+    # Every new bucket has default encryption (SSE-S3): compare, not just look.
+    rules = live["ServerSideEncryptionConfiguration"]["Rules"]
+    have = rules[0].get("ApplyServerSideEncryptionByDefault", {}) if rules else {}
+    want = (old.inputs.get("rules") or [{}])[0].get("applyServerSideEncryptionByDefault", {})
+    return bool(
+        have.get("SSEAlgorithm") == want.get("sseAlgorithm")
+        and have.get("KMSMasterKeyID") == want.get("kmsMasterKeyId")
+    )
+
+
+ENCRYPTION = _bucket_setting(
+    "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
+    supported=frozenset({"bucket", "rules"}),
+    put="put_bucket_encryption",
+    put_args=_encryption,
+    get="get_bucket_encryption",
+    delete="delete_bucket_encryption",
+    missing=frozenset({"NoSuchBucket", "ServerSideEncryptionConfigurationNotFoundError"}),
+    is_present=_encryption_is_present,
+)
+
+POLICY = _bucket_setting(
+    "aws:s3/bucketPolicy:BucketPolicy",
+    supported=frozenset({"bucket", "policy"}),
+    put="put_bucket_policy",
+    put_args=lambda inputs: {"Policy": inputs.text("policy")},
+    get="get_bucket_policy",
+    delete="delete_bucket_policy",
+    missing=frozenset({"NoSuchBucket", "NoSuchBucketPolicy"}),
+)
+
+
+def _lifecycle(inputs: Inputs) -> dict[str, Any]:
+    return {
+        "LifecycleConfiguration": {"Rules": api_shape(inputs.items("rules"))},
+        **optional(
+            TransitionDefaultMinimumObjectSize=inputs.opt_text("transitionDefaultMinimumObjectSize")
+        ),
+    }
+
+
+LIFECYCLE = _bucket_setting(
+    "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration",
+    supported=frozenset({"bucket", "rules", "transitionDefaultMinimumObjectSize"}),
+    put="put_bucket_lifecycle_configuration",
+    put_args=_lifecycle,
+    get="get_bucket_lifecycle_configuration",
+    delete="delete_bucket_lifecycle",
+    missing=frozenset({"NoSuchBucket", "NoSuchLifecycleConfiguration"}),
+)
 
 
 class BucketObjectv2(Realizer):
@@ -337,13 +348,10 @@ class BucketObjectv2(Realizer):
         # would leave the old bytes behind as a noncurrent version.
         s3 = ctx.clients("s3")
         bucket, key = old.inputs["bucket"], old.id
-        try:
-            paginator = s3.get_paginator("list_object_versions")
-            pages = list(paginator.paginate(Bucket=bucket, Prefix=key))
-        except Exception as exc:
-            if is_missing(exc):
-                return
-            raise
+        paginator = s3.get_paginator("list_object_versions")
+        pages = fetch(lambda: list(paginator.paginate(Bucket=bucket, Prefix=key)), _NO_BUCKET)
+        if pages is None:
+            return
         doomed = [
             {"Key": item["Key"], "VersionId": item["VersionId"]}
             for page in pages
@@ -356,7 +364,7 @@ class BucketObjectv2(Realizer):
 
     def exists(self, ctx: Context, old: ResourceState) -> bool:
         s3 = ctx.clients("s3")
-        return found(lambda: s3.head_object(Bucket=old.inputs["bucket"], Key=old.id))
+        return found(lambda: s3.head_object(Bucket=old.inputs["bucket"], Key=old.id), _NO_OBJECT)
 
     def container(self, old: ResourceState) -> str | None:
         return _bucket_key(str(old.inputs["bucket"]))
@@ -364,11 +372,11 @@ class BucketObjectv2(Realizer):
 
 REALIZERS: list[Realizer] = [
     Bucket(),
-    BucketPublicAccessBlock(),
-    BucketOwnershipControls(),
-    BucketVersioning(),
-    BucketServerSideEncryptionConfiguration(),
-    BucketPolicy(),
-    BucketLifecycleConfiguration(),
+    Described(PUBLIC_ACCESS_BLOCK),
+    Described(OWNERSHIP_CONTROLS),
+    Described(VERSIONING),
+    Described(ENCRYPTION),
+    Described(POLICY),
+    Described(LIFECYCLE),
     BucketObjectv2(),
 ]

@@ -5,8 +5,9 @@ declared Python running ``bootstrap.py``, in its own session (so the environment
 whatever it spawns are one process group), with
 
 - the working directory and ``LAMBDA_TASK_ROOT``: the unzipped function code;
-- ``INFERSTACK_OPT_DIR``: the environment's ``/opt`` (the function's layers merged in
-  order, see ``opt.py``); code that would read ``/opt/...`` on AWS reads it there;
+- the environment's ``/opt``: the function's layers merged in order (see ``opt.py``); every
+  ``/opt`` path in the environment variables (``MODEL_DIR=/opt/models/digits``) points
+  there instead;
 - ``TMPDIR``: a private writable directory, removed with the environment;
 - ``sys.path``: code, then ``<opt>/python/lib/pythonX.Y/site-packages``, then ``<opt>/python``.
 
@@ -56,7 +57,7 @@ from localstack.services.lambda_.invocation.runtime_executor import (
 from werkzeug import Request
 
 from inferstack_localstack_executor.interpreters import InterpreterNotFound, find_python
-from inferstack_localstack_executor.opt import merged_opt_dir, python_paths
+from inferstack_localstack_executor.opt import merged_opt_dir, python_paths, rewrite_opt_paths
 
 LOG = logging.getLogger(__name__)
 
@@ -98,7 +99,7 @@ def _exit_reason(returncode: int) -> str:
     return f"exit status {returncode}"
 
 
-class _Endpoint(ExecutorEndpoint):  # type: ignore[misc]
+class _Endpoint(ExecutorEndpoint):
     """LocalStack's callback endpoint for one environment, plus two things: the bootstrap
     reports the port it listens on with ``ready``, and a result for a request that is no
     longer awaited (already timed out here, say) is dropped instead of failing."""
@@ -151,7 +152,7 @@ class _Endpoint(ExecutorEndpoint):  # type: ignore[misc]
             return True
 
 
-class ProcessRuntimeExecutor(RuntimeExecutor):  # type: ignore[misc]
+class ProcessRuntimeExecutor(RuntimeExecutor):
     def __init__(self, id: str, function_version: FunctionVersion) -> None:
         super().__init__(id=id, function_version=function_version)
         self.executor_endpoint = _Endpoint(id)
@@ -172,7 +173,9 @@ class ProcessRuntimeExecutor(RuntimeExecutor):  # type: ignore[misc]
         (self._dir / "tmp").mkdir(parents=True, exist_ok=True)
         self.executor_endpoint.start()
         self._spawn()
-        self.executor_endpoint.wait_for_startup()
+        # Inherited from LocalStack without annotations (untyped_calls_exclude does not
+        # reach methods called through our subclass).
+        self.executor_endpoint.wait_for_startup()  # type: ignore[no-untyped-call]
 
     def stop(self) -> None:
         with self._lock:
@@ -197,7 +200,9 @@ class ProcessRuntimeExecutor(RuntimeExecutor):  # type: ignore[misc]
                 _error_payload("Runtime.InterpreterNotFound", str(exc)),
             ) from exc
         version = _python_version(runtime)
-        code_dir = Path(self.function_version.config.code.get_unzipped_code_location())
+        code = self.function_version.config.code
+        assert code is not None, "prepare_version accepts functions with code only"
+        code_dir = Path(code.get_unzipped_code_location())
         opt_dir = _prepare_layers(self.function_version)
         flags = ["-s", "-u"] + (["-P"] if tuple(map(int, version.split("."))) >= (3, 11) else [])
         self._dir.mkdir(parents=True, exist_ok=True)
@@ -244,14 +249,14 @@ class ProcessRuntimeExecutor(RuntimeExecutor):  # type: ignore[misc]
             if key in os.environ:
                 env[key] = os.environ[key]
         env["TMPDIR"] = str(self._dir / "tmp")
-        env.update(self._env_vars)  # LocalStack's, ending with the function's own variables
+        # LocalStack's, ending with the function's own variables.
+        env.update(rewrite_opt_paths(self._env_vars, opt_dir))
         sys_path = [code_dir, *python_paths(opt_dir, version), runtime_packages_dir()]
         env.update({
             # Reserved in AWS (a function cannot set them); made true for this machine.
             "LAMBDA_TASK_ROOT": str(code_dir),
             "LAMBDA_RUNTIME_DIR": str(BOOTSTRAP.parent),
             "AWS_EXECUTION_ENV": f"AWS_Lambda_{self.function_version.config.runtime}",
-            "INFERSTACK_OPT_DIR": str(opt_dir),
             "_INFERSTACK_SYS_PATH": os.pathsep.join(str(p) for p in sys_path),
             "_INFERSTACK_PARENT_FD": str(parent_fd),
         })
@@ -305,6 +310,7 @@ class ProcessRuntimeExecutor(RuntimeExecutor):  # type: ignore[misc]
         self.executor_endpoint.start()
         self._spawn()
         startup = self.executor_endpoint.startup_future
+        assert startup is not None, "the endpoint's start() creates it"
         try:
             startup.result(timeout=config.LAMBDA_RUNTIME_ENVIRONMENT_TIMEOUT)
         except FutureTimeout:
@@ -403,7 +409,7 @@ class ProcessRuntimeExecutor(RuntimeExecutor):  # type: ignore[misc]
 
     def get_runtime_endpoint(self) -> str:
         port = config.GATEWAY_LISTEN[0].port
-        prefix = self.executor_endpoint.get_endpoint_prefix()
+        prefix = self.executor_endpoint.get_endpoint_prefix()  # type: ignore[no-untyped-call]
         return f"http://{self.get_endpoint_from_executor()}:{port}{prefix}"
 
     def get_logs(self) -> str:
@@ -412,7 +418,8 @@ class ProcessRuntimeExecutor(RuntimeExecutor):  # type: ignore[misc]
     @classmethod
     def prepare_version(cls, function_version: FunctionVersion) -> None:
         function_config = function_version.config
-        if function_config.package_type != PackageType.Zip or not function_config.runtime:
+        if (function_config.package_type != PackageType.Zip or not function_config.runtime
+                or function_config.code is None):
             raise LambdaRuntimeException(
                 "the inferstack-process executor runs zip-packaged Python functions only"
             )

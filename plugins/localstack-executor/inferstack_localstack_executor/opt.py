@@ -3,17 +3,33 @@
 AWS extracts each layer into ``/opt`` in the order the function lists them, so a file in
 a later layer replaces the same path from an earlier one. We cannot give a process its own
 ``/opt``, so we build the same merged tree as a directory of symlinks (cheap, whatever the
-layer size) and hand its path to the environment as ``INFERSTACK_OPT_DIR``.
+layer size) and point every ``/opt`` path in the function's environment variables at it
+(``rewrite_opt_paths``), so code configured with ``/opt/...`` paths (``MODEL_DIR``, say)
+needs to know nothing of this.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+
+# "/opt" as a whole value, a path under it, or an element of a ":"- or ","-separated list
+# (MODEL_DIR is os.pathsep-separated, MODEL_URI comma-separated, spaces allowed after a
+# comma): never "/optional" or "s3://bucket/opt".
+_OPT_PATH = re.compile(r"(^|[:,]\s*)/opt(?=$|[/:,])")
+
+
+def rewrite_opt_paths(env: Mapping[str, str], opt_dir: Path) -> dict[str, str]:
+    """``env`` with each ``/opt`` path moved under ``opt_dir``, as AWS's ``/opt`` is there."""
+    return {
+        key: _OPT_PATH.sub(lambda match: match.group(1) + str(opt_dir), value)
+        for key, value in env.items()
+    }
 
 
 def python_paths(opt_dir: Path, python_version: str) -> list[Path]:

@@ -14,7 +14,7 @@ from localstack.services.lambda_.invocation.plugins import RuntimeExecutorPlugin
 from inferstack_localstack_executor import EXECUTOR_NAME
 
 
-class ProcessRuntimeExecutorPlugin(RuntimeExecutorPlugin):  # type: ignore[misc]
+class ProcessRuntimeExecutorPlugin(RuntimeExecutorPlugin):
     name = EXECUTOR_NAME
 
     def load(self, *args: Any, **kwargs: Any) -> Any:

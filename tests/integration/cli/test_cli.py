@@ -12,12 +12,14 @@ import numpy as np
 import pytest
 
 
-def inferstack(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+def inferstack(
+    *args: str, cwd: Path | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "cli.app", *args],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=timeout,
         cwd=cwd,
         env={"COLUMNS": "200", "PATH": "/usr/bin:/bin", "HOME": str(Path.home())},
     )
@@ -118,3 +120,26 @@ def test_build_rejects_a_bad_model_reference(reference: str, tmp_path: Path) -> 
 def test_package_rejects_an_unknown_delivery(digits_dir: Path) -> None:
     result = inferstack("package", str(digits_dir), "--delivery", "ftp")
     assert_one_line_error(result, "--delivery", "ftp", "layer, s3")
+
+
+def test_package_rejects_an_unknown_architecture(digits_dir: Path) -> None:
+    result = inferstack("package", str(digits_dir), "--arch", "sparc")
+    assert_one_line_error(result, "--arch", "sparc", "x86_64, arm64")
+
+
+def test_build_shows_its_progress_and_logs_the_exporters_warnings(tmp_path: Path) -> None:
+    # The torchscript exporter warns (DeprecationWarning) on every export.
+    result = inferstack(
+        "build", "digits", "--out", str(tmp_path / "models"), cwd=tmp_path, timeout=600
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Warning" not in result.stderr and "warn(" not in result.stderr, result.stderr
+    assert result.stderr.splitlines() == ["exporter warnings logged to build/logs/build-digits.log"]
+    log = (tmp_path / "build" / "logs" / "build-digits.log").read_text()
+    assert "DeprecationWarning" in log
+    assert "built" in result.stdout and "digits-int8" in result.stdout
+
+    again = inferstack("build", "digits", "--out", str(tmp_path / "models"), cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert again.stderr == ""  # up to date: nothing exported, nothing logged
+    assert "up to date" in again.stdout

@@ -4,7 +4,6 @@ API Gateway, compared with what AWS does."""
 from __future__ import annotations
 
 import base64
-import importlib.util
 import json
 import textwrap
 import time
@@ -16,7 +15,8 @@ from typing import Any
 import pytest
 from botocore.exceptions import WaiterError
 
-from localdev.localstack import manager
+from layers.interpreters import override_variable
+from localdev.localstack.environment import lambda_interpreters
 from tests.support.localstack import ENDPOINT, REGION, CreateFunction, client, invoke, zip_bytes
 
 ECHO = textwrap.dedent(
@@ -42,22 +42,9 @@ ECHO = textwrap.dedent(
 )
 
 
-def _interpreters() -> Any:
-    path = manager.EXECUTOR_SOURCE / "inferstack_localstack_executor" / "interpreters.py"
-    spec = importlib.util.spec_from_file_location("_executor_interpreters", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def _has_python(runtime: str) -> bool:
-    interpreters = _interpreters()
-    try:
-        interpreters.find_python(runtime)
-    except interpreters.InterpreterNotFound:
-        return False
-    return True
+    """Whether the manager handed LocalStack an interpreter for this runtime."""
+    return override_variable(runtime.removeprefix("python")) in lambda_interpreters()
 
 
 def test_invoke_returns_the_handler_result_and_tail_logs(
@@ -110,14 +97,17 @@ def test_environment_variables_and_private_directories(
             keys = ["GREETING", "MODEL_NAME", "AWS_LAMBDA_FUNCTION_NAME", "AWS_REGION",
                     "AWS_LAMBDA_FUNCTION_TIMEOUT", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
                     "LAMBDA_TASK_ROOT", "INFERSTACK_OPT_DIR", "TMPDIR", "AWS_EXECUTION_ENV",
-                    "AWS_ENDPOINT_URL"]
+                    "AWS_ENDPOINT_URL", "OPT_ROOT", "MODEL_DIR", "NOT_OPT"]
             return {"env": {k: os.environ.get(k) for k in keys}, "cwd": os.getcwd(),
                     "tmp_file": path, "private": sorted(k for k in os.environ
                                                         if k.startswith("_INFERSTACK"))}
         """
     )
     name = create_function(
-        {"handler.py": source}, env={"GREETING": "hello", "MODEL_NAME": "digits"}, timeout=7
+        {"handler.py": source},
+        env={"GREETING": "hello", "MODEL_NAME": "digits", "OPT_ROOT": "/opt",
+             "MODEL_DIR": "/opt/models/a:/opt/models/b", "NOT_OPT": "/optional"},
+        timeout=7,
     )
     result = invoke(lambda_client, name)["Payload"]
     env = result["env"]
@@ -131,7 +121,13 @@ def test_environment_variables_and_private_directories(
     assert env["AWS_ENDPOINT_URL"] == ENDPOINT
     assert env["LAMBDA_TASK_ROOT"] == result["cwd"]
     assert Path(env["LAMBDA_TASK_ROOT"], "handler.py").is_file()
-    assert Path(env["INFERSTACK_OPT_DIR"]).is_dir()
+    # /opt paths in the function's variables point at its merged layers; nothing else
+    # tells the function where they are.
+    opt_root = env["OPT_ROOT"]
+    assert opt_root != "/opt" and Path(opt_root).is_dir()
+    assert env["MODEL_DIR"] == f"{opt_root}/models/a:{opt_root}/models/b"
+    assert env["NOT_OPT"] == "/optional"
+    assert env["INFERSTACK_OPT_DIR"] is None
     assert result["tmp_file"].startswith(env["TMPDIR"])
     assert env["TMPDIR"] != "/tmp" and Path(env["TMPDIR"]).parent.name != "tmp"
     assert result["private"] == []
@@ -163,18 +159,17 @@ def test_layers_are_merged_in_order_like_opt(
         import os
         import only_first, shared, sitepkg
 
-        def opt(path):
-            # The contract for code written against Lambda's /opt
-            return os.path.join(os.environ["INFERSTACK_OPT_DIR"], path[len("/opt/"):])
-
         def handler(event, context):
-            read = lambda p: open(opt(p)).read()
+            # Code written against Lambda's /opt, configured through its environment.
+            read = lambda p: open(os.path.join(os.environ["MODEL_DIR"], p)).read()
             return {"shared": shared.ORIGIN, "only_first": only_first.VALUE,
-                    "site": sitepkg.VALUE, "weights": read("/opt/models/demo/weights.txt"),
-                    "first_only": read("/opt/models/demo/first-only.txt")}
+                    "site": sitepkg.VALUE, "weights": read("weights.txt"),
+                    "first_only": read("first-only.txt")}
         """
     )
-    name = create_function({"handler.py": source}, layers=arns)
+    name = create_function(
+        {"handler.py": source}, layers=arns, env={"MODEL_DIR": "/opt/models/demo"}
+    )
     result = invoke(lambda_client, name)["Payload"]
     # A later layer replaces the same path from an earlier one, as when AWS fills /opt.
     assert result == {"shared": "second", "only_first": 1, "site": "site",
@@ -358,6 +353,8 @@ def test_missing_interpreter_fails_the_function_with_a_clear_reason(
     configuration = lambda_client.get_function(FunctionName=name)["Configuration"]
     assert configuration["State"] == "Failed"
     assert "no python3.14 interpreter found" in configuration["StateReason"]
+    assert "INFERSTACK_PYTHON3_14 is not set" in configuration["StateReason"]
+    assert "`inferstack localstack start`" in configuration["StateReason"]
 
 
 def test_api_gateway_rest_proxy_calls_the_function(

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
+from model_build.errors import ExportError
 from model_build.quantize import quantize_artifact
 from model_build.reference_models.minilm import MAX_TOKENS, reference_embeddings
 from model_build.spec import ModelSpec
 from model_runtime.app import create_app
 from model_runtime.engine import Engine
-from model_runtime.errors import ExportError
 from model_runtime.manifest import Manifest
 
 URL = "/v2/models/minilm/infer"

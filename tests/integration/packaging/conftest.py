@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from layers.archive import Built
-from layers.bytecode import find_interpreter
+from layers.errors import InterpreterNotFoundError
+from layers.interpreters import find_python
 from layers.package import project_root
 from layers.runtime import build_runtime_layer
 from layers.targets import Target
@@ -24,13 +25,13 @@ def cache_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def python312() -> Path:
-    interpreter = find_interpreter("3.12")
-    if interpreter is None:
-        message = "no python3.12 here (pyenv versions or PATH): isolated Lambda runs need it"
+    try:
+        return find_python("3.12")
+    except InterpreterNotFoundError as exc:
+        message = f"isolated Lambda runs need python3.12: {exc}"
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
-    return interpreter
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from tests.support.server import infer_body, raw_request, read_response
+from tests.support.server import infer_body, raw_request, read_response, rss_bytes
 
 CLIENTS = 64
 WARMUP_S = 2.0
@@ -59,10 +59,10 @@ def test_64_clients_for_10_seconds(
             for i in range(CLIENTS)
         ]
         await asyncio.sleep(WARMUP_S)
-        rss.append(server.rss_bytes())
+        rss.append(rss_bytes(server.pid))
         warm = counts[0]
         await asyncio.gather(*clients)
-        rss.append(server.rss_bytes())
+        rss.append(rss_bytes(server.pid))
         counts.append(counts[0] - warm)
 
     asyncio.run(run())

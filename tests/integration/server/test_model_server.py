@@ -17,17 +17,16 @@ from typing import Any
 import numpy as np
 import pytest
 
+from localdev.server_process import ServerProcess, wait_ready
 from model_runtime.engine import Engine
 from model_runtime.server import main
 from tests.support.server import (
     ROOT,
-    Server,
     infer_body,
     outputs_of,
     raw_request,
     request,
     request_full,
-    wait_ready,
 )
 
 INFER_DIGITS = "/v2/models/digits/infer"
@@ -325,7 +324,7 @@ def test_the_image_entrypoint_and_env_contract(
         "MODEL_DIR": str(digits_dir),
     }
     env.pop("INFERSTACK_HOST"), env.pop("INFERSTACK_PORT")
-    server: Server = start_server(env, wait=False, command=[sys.executable, *entrypoint[1:]])
+    server: ServerProcess = start_server(env, wait=False, command=[sys.executable, *entrypoint[1:]])
     wait_ready(server)
     status, body = asyncio.run(
         request(server.port, "POST", INFER_DIGITS, infer_body({"image": digits_images[:1]}))

@@ -5,9 +5,6 @@ from __future__ import annotations
 import base64
 import importlib
 import json
-import os
-import shutil
-import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -17,12 +14,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from layers.package import project_root
 from model_runtime.app import DEFAULT_MAX_BODY_BYTES
 from model_runtime.engine import Engine
-from model_runtime.manifest import Manifest, sha256_file
+from tests.support.tiny_model import MAX_BATCH_SIZE
 
-REPO = project_root()
+INFER = "/v2/models/tiny/infer"
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 EventFactory = Callable[..., dict[str, Any]]
 
@@ -44,10 +40,10 @@ class LambdaContext:
 
 
 @pytest.fixture(scope="module")
-def handler(digits_dir: Path) -> Iterator[Handler]:
+def handler(tiny_dir: Path) -> Iterator[Handler]:
     """`functions.handler.handler`, imported (so initialized) with MODEL_DIR set."""
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MODEL_DIR", str(digits_dir))
+        patch.setenv("MODEL_DIR", str(tiny_dir))
         sys.modules.pop("functions.handler", None)
         module = importlib.import_module("functions.handler")
         yield module.handler
@@ -204,15 +200,13 @@ def _error(response: dict[str, Any], status: int) -> str:
 def test_infer_matches_the_engine(
     handler: Handler,
     make_event: EventFactory,
-    digits_engine: Engine,
-    digits_images: np.ndarray,
+    tiny_engine: Engine,
+    tiny_inputs: np.ndarray,
     base64_encoded: bool,
     batch: int,
 ) -> None:
-    images = digits_images[:batch]
-    event = make_event(
-        "POST", "/v2/models/digits/infer", _infer_body(images), base64_encoded=base64_encoded
-    )
+    images = tiny_inputs[:batch]
+    event = make_event("POST", INFER, _infer_body(images), base64_encoded=base64_encoded)
 
     response = handler(event, LambdaContext())
 
@@ -221,7 +215,7 @@ def test_infer_matches_the_engine(
     result = _json_body(response)
     assert result["id"] == "lambda-1"
     outputs = {output["name"]: output for output in result["outputs"]}
-    expected = digits_engine.infer({"image": images})
+    expected = tiny_engine.infer({"image": images})
     labels = np.array(outputs["label"]["data"])
     probabilities = np.array(outputs["probabilities"]["data"], np.float32).reshape(
         outputs["probabilities"]["shape"]
@@ -231,19 +225,16 @@ def test_infer_matches_the_engine(
 
 
 def test_nested_data_gives_the_same_response(
-    handler: Handler, make_event: EventFactory, digits_images: np.ndarray
+    handler: Handler, make_event: EventFactory, tiny_inputs: np.ndarray
 ) -> None:
-    images = digits_images[:4]
-    path = "/v2/models/digits/infer"
-    flat = handler(make_event("POST", path, _infer_body(images)), LambdaContext())
-    nested = handler(make_event("POST", path, _infer_body(images, nested=True)), LambdaContext())
+    images = tiny_inputs[:4]
+    flat = handler(make_event("POST", INFER, _infer_body(images)), LambdaContext())
+    nested = handler(make_event("POST", INFER, _infer_body(images, nested=True)), LambdaContext())
     assert _json_body(flat) == _json_body(nested)
 
 
 def test_binary_body_that_is_not_utf8_json(handler: Handler, make_event: EventFactory) -> None:
-    event = make_event(
-        "POST", "/v2/models/digits/infer", b"\x89PNG\r\n\x1a\n\x00", base64_encoded=True
-    )
+    event = make_event("POST", INFER, b"\x89PNG\r\n\x1a\n\x00", base64_encoded=True)
     _error(handler(event, LambdaContext()), 400)
 
 
@@ -252,126 +243,38 @@ def test_health_and_metadata(handler: Handler, make_event: EventFactory) -> None
     assert live["statusCode"] == 200 and _json_body(live) == {"live": True}
     ready = handler(make_event("GET", "/v2/health/ready"), LambdaContext())
     assert _json_body(ready) == {"ready": True}
-    metadata = _json_body(handler(make_event("GET", "/v2/models/digits"), LambdaContext()))
+    metadata = _json_body(handler(make_event("GET", "/v2/models/tiny"), LambdaContext()))
     assert metadata["inputs"] == [{"name": "image", "datatype": "FP32", "shape": [-1, 1, 8, 8]}]
 
 
-def test_bad_requests(
-    handler: Handler, make_event: EventFactory, digits_images: np.ndarray
-) -> None:
-    infer = "/v2/models/digits/infer"
+def test_bad_requests(handler: Handler, make_event: EventFactory, tiny_inputs: np.ndarray) -> None:
     assert "malformed JSON" in _error(
-        handler(make_event("POST", infer, '{"inputs": ['), LambdaContext()), 400
+        handler(make_event("POST", INFER, '{"inputs": ['), LambdaContext()), 400
     )
     assert "model 'cats' is not served here" in _error(
         handler(
-            make_event("POST", "/v2/models/cats/infer", _infer_body(digits_images[:1])),
+            make_event("POST", "/v2/models/cats/infer", _infer_body(tiny_inputs[:1])),
             LambdaContext(),
         ),
         404,
     )
     assert "method GET is not allowed" in _error(
-        handler(make_event("GET", infer), LambdaContext()), 405
+        handler(make_event("GET", INFER), LambdaContext()), 405
     )
-    oversized = np.resize(digits_images, (257, 1, 8, 8))
-    assert "over this model's limit of 256" in _error(
-        handler(make_event("POST", infer, _infer_body(oversized)), LambdaContext()), 413
+    oversized = np.resize(tiny_inputs, (MAX_BATCH_SIZE + 1, 1, 8, 8))
+    assert f"over this model's limit of {MAX_BATCH_SIZE}" in _error(
+        handler(make_event("POST", INFER, _infer_body(oversized)), LambdaContext()), 413
     )
     wrong_rank = json.dumps(
         {"inputs": [{"name": "image", "shape": [64], "datatype": "FP32", "data": [0.0] * 64}]}
     )
     assert "model expects rank 4" in _error(
-        handler(make_event("POST", infer, wrong_rank), LambdaContext()), 400
+        handler(make_event("POST", INFER, wrong_rank), LambdaContext()), 400
     )
 
 
 def test_body_over_6_mb(handler: Handler, make_event: EventFactory) -> None:
     body = '{"inputs": [' + " " * DEFAULT_MAX_BODY_BYTES + "]}"
-    event = make_event("POST", "/v2/models/digits/infer", body)
+    event = make_event("POST", INFER, body)
     message = _error(handler(event, LambdaContext()), 413)
     assert message == f"request body is over the limit of {DEFAULT_MAX_BODY_BYTES} bytes"
-
-
-def _import_handler(
-    model_dir: str | None, code: str = "import functions.handler"
-) -> subprocess.CompletedProcess[str]:
-    env = {key: value for key, value in os.environ.items() if key not in {"MODEL_DIR", "MODEL_URI"}}
-    if model_dir is not None:
-        env["MODEL_DIR"] = model_dir
-    env["PYTHONPATH"] = str(REPO)
-    return subprocess.run(
-        [sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=120
-    )
-
-
-def test_cold_start_in_a_fresh_process(
-    digits_dir: Path, digits_engine: Engine, digits_images: np.ndarray
-) -> None:
-    images = digits_images[:2]
-    code = (
-        "import json, sys\n"
-        "from functions.handler import handler\n"
-        "event = json.loads(sys.stdin.read())\n"
-        "print(json.dumps(handler(event, None)))\n"
-    )
-    event = {
-        "version": "2.0",
-        "routeKey": "$default",
-        "rawPath": "/v2/models/digits/infer",
-        "rawQueryString": "",
-        "headers": {"content-type": "application/json"},
-        "requestContext": {
-            "http": {"method": "POST", "path": "/v2/models/digits/infer", "sourceIp": "192.0.2.10"}
-        },
-        "body": _infer_body(images),
-        "isBase64Encoded": False,
-    }
-    env = {key: value for key, value in os.environ.items() if key != "MODEL_URI"}
-    env |= {"MODEL_DIR": str(digits_dir), "PYTHONPATH": str(REPO)}
-    run = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=REPO,
-        env=env,
-        input=json.dumps(event),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert run.returncode == 0, run.stderr
-    response = json.loads(run.stdout.strip().splitlines()[-1])
-    assert response["statusCode"] == 200
-    labels = next(
-        o["data"] for o in json.loads(response["body"])["outputs"] if o["name"] == "label"
-    )
-    assert labels == digits_engine.infer({"image": images})["label"].tolist()
-
-
-def test_tampered_model_refuses_to_start(digits_dir: Path, tmp_path: Path) -> None:
-    artifact = Path(shutil.copytree(digits_dir, tmp_path / "digits"))
-    model = artifact / "model.onnx"
-    data = bytearray(model.read_bytes())
-    data[len(data) // 2] ^= 0x01
-    model.write_bytes(bytes(data))
-    expected = Manifest.load(artifact).files["model.onnx"].sha256
-    actual = sha256_file(model)
-
-    run = _import_handler(str(artifact))
-
-    assert run.returncode != 0
-    # One line tells the whole story: the file, the expected hash and the actual one.
-    lines = [line for line in run.stderr.splitlines() if str(model) in line]
-    assert any(expected in line and actual in line for line in lines), run.stderr
-    assert "ArtifactIntegrityError" in run.stderr
-
-
-def test_missing_model_dir_refuses_to_start() -> None:
-    run = _import_handler(None)
-    assert run.returncode != 0
-    assert "MODEL_DIR" in run.stderr.strip().splitlines()[-1]
-
-
-def test_missing_artifact_refuses_to_start(tmp_path: Path) -> None:
-    run = _import_handler(str(tmp_path / "nowhere"))
-    assert run.returncode != 0
-    last = run.stderr.strip().splitlines()[-1]
-    assert f"cannot read model manifest {tmp_path / 'nowhere' / 'manifest.json'}" in last

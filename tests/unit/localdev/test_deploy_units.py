@@ -10,7 +10,8 @@ import pulumi
 import pytest
 from typer.testing import CliRunner
 
-from cli import deploy as cli
+from cli import deploy, deployment
+from cli.app import app
 from infra import automation
 from localdev.deploy import NotLocalStackError, up
 from localdev.deploy.assets import archive_zip, canonical, digest, fingerprint
@@ -19,7 +20,7 @@ from localdev.deploy.engine import _check_supported, _dependents_first
 from localdev.deploy.realizers import REALIZERS, not_emulated_reason
 from localdev.deploy.state import NotEmulated, ResourceState, StackState
 from localdev.errors import DeployError
-from model_runtime.settings import RuntimeSettings, on_opt
+from model_runtime.settings import RuntimeSettings
 
 
 def _resource(urn: str, *dependencies: str) -> ResourceState:
@@ -104,10 +105,10 @@ def test_state_round_trips(tmp_path: Path) -> None:
 
 def test_the_aws_invoke_url_maps_to_localstack() -> None:
     url = "https://abc123.execute-api.us-east-1.amazonaws.com/local"
-    assert cli.localstack_url(url, "http://127.0.0.1:4566/") == (
+    assert deployment.localstack_url(url, "http://127.0.0.1:4566/") == (
         "http://127.0.0.1:4566/restapis/abc123/local/_user_request_"
     )
-    assert cli.localstack_url("http://other/x", "http://127.0.0.1:4566") == "http://other/x"
+    assert deployment.localstack_url("http://other/x", "http://127.0.0.1:4566") == "http://other/x"
 
 
 def test_the_sample_curl_sends_the_sample_and_the_key(tmp_path: Path) -> None:
@@ -118,7 +119,7 @@ def test_the_sample_curl_sends_the_sample_and_the_key(tmp_path: Path) -> None:
         "functions": {"digits": "f"},
         "apiKeys": {"team": "k3y"},
     }
-    curl = cli.sample_curl(outputs, root=tmp_path)
+    curl = deploy.sample_curl(outputs, root=tmp_path)
     assert curl is not None
     assert "x-api-key: k3y" in curl
     assert "-d @build/samples/digits.json" in curl
@@ -127,10 +128,10 @@ def test_the_sample_curl_sends_the_sample_and_the_key(tmp_path: Path) -> None:
 
 def test_the_cli_sends_aws_stacks_to_pulumi(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(automation, "available", lambda: False)
-    result = CliRunner().invoke(cli.app, ["up", "--stack", "dev", "--no-build"])
+    result = CliRunner().invoke(app, ["up", "--stack", "dev", "--no-build"])
     assert result.exit_code == 1
     assert "needs the Pulumi CLI" in result.output
-    result = CliRunner().invoke(cli.app, ["status", "--stack", "local", "--engine", "pulumi"])
+    result = CliRunner().invoke(app, ["status", "--stack", "local", "--engine", "pulumi"])
     assert result.exit_code == 1
     assert "--engine pulumi needs the Pulumi CLI" in result.output
 
@@ -147,11 +148,9 @@ def test_the_passphrase_is_generated_once_and_private(
     assert automation.passphrase(tmp_path) == "given"
 
 
-def test_the_runtime_reads_opt_where_the_executor_put_it() -> None:
-    # The /opt contract of infra/localstack/executor: INFERSTACK_OPT_DIR stands in for /opt.
-    env = {"INFERSTACK_OPT_DIR": "/work/opt-tree/"}
-    assert on_opt("/opt/models/digits", env) == "/work/opt-tree/models/digits"
-    assert on_opt("/optional/x", env) == "/optional/x"
-    assert on_opt("/opt/models/digits", {}) == "/opt/models/digits"
-    settings = RuntimeSettings.from_env({**env, "MODEL_DIR": "/opt/models/digits"})
-    assert settings.model_dirs == (Path("/work/opt-tree/models/digits"),)
+def test_the_runtime_takes_opt_paths_as_given() -> None:
+    # The runtime knows nothing of LocalStack: its executor rewrites /opt paths in the
+    # function's environment (tests/unit/localstack_executor), so nothing maps them here.
+    env = {"INFERSTACK_OPT_DIR": "/work/opt-tree/", "MODEL_DIR": "/opt/models/digits"}
+    settings = RuntimeSettings.from_env(env)
+    assert settings.model_dirs == (Path("/opt/models/digits"),)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -12,15 +11,14 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from model_build.export import export_model
-from model_build.spec import ModelSpec
+from model_build.errors import ExportError
 from model_runtime.app import DEFAULT_MAX_BODY_BYTES, create_app, status_for
-from model_runtime.engine import Engine, create_session
+from model_runtime.backends.onnxruntime_backend import create_session
+from model_runtime.engine import Engine
 from model_runtime.errors import (
     ArtifactError,
     ArtifactIntegrityError,
     BatchTooLarge,
-    ExportError,
     InferenceError,
     InferstackError,
     InvalidInput,
@@ -29,13 +27,14 @@ from model_runtime.errors import (
     ModelNotReady,
     PayloadTooLarge,
 )
+from tests.support.tiny_model import MAX_BATCH_SIZE, save_double_model
 
-INFER = "/v2/models/digits/infer"
+INFER = "/v2/models/tiny/infer"
 
 
 @pytest.fixture(scope="module")
-def client(digits_engine: Engine) -> Iterator[TestClient]:
-    with TestClient(create_app([digits_engine]), raise_server_exceptions=False) as client:
+def client(tiny_engine: Engine) -> Iterator[TestClient]:
+    with TestClient(create_app([tiny_engine]), raise_server_exceptions=False) as client:
         yield client
 
 
@@ -67,9 +66,9 @@ def _error(response: httpx.Response, status: int) -> str:
 
 
 def test_infer_returns_the_engines_outputs(
-    client: TestClient, digits_engine: Engine, digits_images: np.ndarray
+    client: TestClient, tiny_engine: Engine, tiny_inputs: np.ndarray
 ) -> None:
-    images = digits_images[:5]
+    images = tiny_inputs[:5]
     body = {
         "id": "r1",
         "parameters": {"trace": {"on": True}},
@@ -81,11 +80,11 @@ def test_infer_returns_the_engines_outputs(
 
     assert response.status_code == 200, response.text
     result = response.json()
-    assert result["model_name"] == "digits"
+    assert result["model_name"] == "tiny"
     assert result["model_version"] == "1"
     assert result["id"] == "r1"
     assert result["parameters"] == {"trace": {"on": True}}
-    expected = digits_engine.infer({"image": images})
+    expected = tiny_engine.infer({"image": images})
     by_name = {output["name"]: output for output in result["outputs"]}
     assert by_name["probabilities"]["datatype"] == "FP32"
     assert by_name["probabilities"]["shape"] == [5, 10]
@@ -114,9 +113,7 @@ def test_requested_output_only(client: TestClient) -> None:
 
 
 def test_versioned_infer_route(client: TestClient) -> None:
-    response = _post(
-        client, {"inputs": [_image_input()]}, path="/v2/models/digits/versions/1/infer"
-    )
+    response = _post(client, {"inputs": [_image_input()]}, path="/v2/models/tiny/versions/1/infer")
     assert response.status_code == 200
 
 
@@ -129,12 +126,12 @@ def test_json_without_content_type_is_accepted(client: TestClient) -> None:
 def test_health_and_metadata(client: TestClient) -> None:
     assert client.get("/v2/health/live").json() == {"live": True}
     assert client.get("/v2/health/ready").json() == {"ready": True}
-    assert client.get("/v2/models/digits/ready").json() == {"name": "digits", "ready": True}
-    metadata = client.get("/v2/models/digits").json()
-    assert metadata["name"] == "digits"
+    assert client.get("/v2/models/tiny/ready").json() == {"name": "tiny", "ready": True}
+    metadata = client.get("/v2/models/tiny").json()
+    assert metadata["name"] == "tiny"
     assert metadata["versions"] == ["1"]
     assert metadata["inputs"] == [{"name": "image", "datatype": "FP32", "shape": [-1, 1, 8, 8]}]
-    assert client.get("/v2/models/digits/versions/1").json() == metadata
+    assert client.get("/v2/models/tiny/versions/1").json() == metadata
 
 
 @pytest.mark.parametrize(
@@ -200,9 +197,9 @@ def test_health_and_metadata(client: TestClient) -> None:
             id="empty-batch",
         ),
         pytest.param(
-            {"inputs": [_image_input(257)]},
+            {"inputs": [_image_input(MAX_BATCH_SIZE + 1)]},
             413,
-            "batch 257, over this model's limit of 256",
+            f"batch {MAX_BATCH_SIZE + 1}, over this model's limit of {MAX_BATCH_SIZE}",
             id="batch-limit",
         ),
         pytest.param(
@@ -284,8 +281,8 @@ def test_body_over_6_mb(client: TestClient) -> None:
     assert message == f"request body is over the limit of {DEFAULT_MAX_BODY_BYTES} bytes"
 
 
-def test_streamed_body_over_the_limit(digits_engine: Engine) -> None:
-    app = create_app([digits_engine], max_body_bytes=10_000)
+def test_streamed_body_over_the_limit(tiny_engine: Engine) -> None:
+    app = create_app([tiny_engine], max_body_bytes=10_000)
 
     def chunks() -> Iterator[bytes]:
         for _ in range(20):
@@ -300,9 +297,9 @@ def test_streamed_body_over_the_limit(digits_engine: Engine) -> None:
     assert message == "request body is over the limit of 10000 bytes"
 
 
-def test_body_at_the_limit_is_read(digits_engine: Engine) -> None:
+def test_body_at_the_limit_is_read(tiny_engine: Engine) -> None:
     body = json.dumps({"inputs": [_image_input()]})
-    app = create_app([digits_engine], max_body_bytes=len(body))
+    app = create_app([tiny_engine], max_body_bytes=len(body))
     with TestClient(app, raise_server_exceptions=False) as client:
         assert _post(client, body).status_code == 200
         _error(_post(client, body + " "), 413)
@@ -311,8 +308,8 @@ def test_body_at_the_limit_is_read(digits_engine: Engine) -> None:
 @pytest.mark.parametrize(
     ("path", "fragment"),
     [
-        ("/v2/models/nope/infer", "model 'nope' is not served here; served models: 'digits'"),
-        ("/v2/models/digits/versions/9/infer", "model 'digits' has no version '9'"),
+        ("/v2/models/nope/infer", "model 'nope' is not served here; served models: 'tiny'"),
+        ("/v2/models/tiny/versions/9/infer", "model 'tiny' has no version '9'"),
     ],
 )
 def test_unknown_model(client: TestClient, path: str, fragment: str) -> None:
@@ -320,7 +317,7 @@ def test_unknown_model(client: TestClient, path: str, fragment: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "path", ["/v2/models/nope", "/v2/models/nope/ready", "/v2/models/digits/versions/2"]
+    "path", ["/v2/models/nope", "/v2/models/nope/ready", "/v2/models/tiny/versions/2"]
 )
 def test_unknown_model_metadata(client: TestClient, path: str) -> None:
     _error(client.get(path), 404)
@@ -332,7 +329,7 @@ def test_unknown_route(client: TestClient) -> None:
 
 @pytest.mark.parametrize(
     ("method", "path"),
-    [("GET", INFER), ("PUT", INFER), ("DELETE", "/v2/health/live"), ("POST", "/v2/models/digits")],
+    [("GET", INFER), ("PUT", INFER), ("DELETE", "/v2/health/live"), ("POST", "/v2/models/tiny")],
 )
 def test_wrong_method(client: TestClient, method: str, path: str) -> None:
     response = client.request(method, path)
@@ -361,24 +358,11 @@ def test_status_for_each_error(error: InferstackError, status: int) -> None:
 
 
 @pytest.fixture(scope="module")
-def mismatched_engine(digits_engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> Engine:
-    """The digits manifest over another model's session: a broken artifact."""
-    import torch
-    from torch import nn
-
-    class Double(nn.Module):
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return x * 2
-
-    spec = ModelSpec(
-        name="double",
-        module=Double(),
-        example_inputs={"x": np.ones((2, 3), np.float32)},
-        output_names=["y"],
-    )
-    out = tmp_path_factory.mktemp("models") / "double"
-    export_model(spec, out)
-    return Engine(digits_engine.manifest, create_session(out / "model.onnx"), Path(out))
+def mismatched_engine(tiny_engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> Engine:
+    """The tiny model's manifest over another model's session: a broken artifact."""
+    out = tmp_path_factory.mktemp("models")
+    model = save_double_model(out / "model.onnx")
+    return Engine(tiny_engine.manifest, create_session(model), out)
 
 
 def test_backend_failure_is_a_500_with_a_json_body(
@@ -386,12 +370,12 @@ def test_backend_failure_is_a_500_with_a_json_body(
 ) -> None:
     with TestClient(create_app([mismatched_engine]), raise_server_exceptions=False) as client:
         response = _post(client, {"inputs": [_image_input()]})
-    assert _error(response, 500).startswith("model 'digits' failed:")
+    assert _error(response, 500).startswith("model 'tiny' failed:")
     assert "inference failed" in caplog.text
 
 
-def test_unexpected_exception_is_a_500_with_a_json_body(digits_engine: Engine) -> None:
-    app = create_app([digits_engine])
+def test_unexpected_exception_is_a_500_with_a_json_body(tiny_engine: Engine) -> None:
+    app = create_app([tiny_engine])
 
     @app.get("/boom")
     async def boom() -> None:
@@ -402,7 +386,7 @@ def test_unexpected_exception_is_a_500_with_a_json_body(digits_engine: Engine) -
     assert message == "internal error; see the server log"
 
 
-def test_cors_origin_is_allowed_only_when_configured(digits_engine) -> None:
+def test_cors_origin_is_allowed_only_when_configured(tiny_engine: Engine) -> None:
     """The stack sets CORS_ALLOW_ORIGIN when the API enables CORS; Lambda proxy responses
     must then carry the header themselves (API Gateway does not add it)."""
     from fastapi.testclient import TestClient
@@ -410,8 +394,8 @@ def test_cors_origin_is_allowed_only_when_configured(digits_engine) -> None:
     from model_runtime.app import create_app
 
     origin = "https://app.example.com"
-    with_cors = TestClient(create_app([digits_engine], cors_allow_origin=origin))
-    without = TestClient(create_app([digits_engine]))
+    with_cors = TestClient(create_app([tiny_engine], cors_allow_origin=origin))
+    without = TestClient(create_app([tiny_engine]))
     headers = {"origin": origin}
     assert (
         with_cors.get("/v2/health/live", headers=headers).headers["access-control-allow-origin"]

@@ -15,6 +15,7 @@ import pytest
 from model_runtime.batcher import BatchingConfig, DynamicBatcher, Tensors
 from model_runtime.engine import Engine
 from model_runtime.errors import InferenceError, InvalidInput, ModelNotReady, ServerBusy
+from tests.support.tiny_model import tiny_images
 
 
 class FakeEngine:
@@ -60,21 +61,20 @@ async def until(condition: Any, timeout: float = 5.0) -> None:
         await asyncio.sleep(0.005)
 
 
-def test_batched_equals_unbatched_on_the_real_model(
-    digits_engine: Engine, digits_images: np.ndarray
-) -> None:
+def test_batched_equals_unbatched_on_the_real_model(tiny_engine: Engine) -> None:
     sizes = [1, 3, 2, 5, 1, 4, 1, 2, 7, 1, 1, 3] * 3
     bounds = np.cumsum([0, *sizes])
-    requests = [digits_images[a:b] for a, b in itertools.pairwise(bounds)]
+    images = tiny_images(int(bounds[-1]))
+    requests = [images[a:b] for a, b in itertools.pairwise(bounds)]
 
     async def main() -> list[Tensors]:
-        batcher = DynamicBatcher(digits_engine, BatchingConfig(max_batch_size=16, max_delay_ms=20))
+        batcher = DynamicBatcher(tiny_engine, BatchingConfig(max_batch_size=16, max_delay_ms=20))
         results = await asyncio.gather(*(batcher.infer({"image": r}) for r in requests))
         await batcher.close()
         return [outputs for outputs, _ in results]
 
     for request, batched in zip(requests, asyncio.run(main()), strict=True):
-        alone = digits_engine.infer({"image": request})
+        alone = tiny_engine.infer({"image": request})
         np.testing.assert_array_equal(batched["label"], alone["label"])
         np.testing.assert_allclose(batched["probabilities"], alone["probabilities"], atol=1e-6)
 

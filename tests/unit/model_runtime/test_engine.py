@@ -7,37 +7,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
-from torch import nn
 
-from model_build.export import export_model
-from model_build.spec import ModelSpec
-from model_runtime.engine import Engine, available_cpus, create_session
+from model_runtime.backends.onnxruntime_backend import create_session
+from model_runtime.engine import Engine
 from model_runtime.errors import BatchTooLarge, InvalidInput
-
-
-class SumAndNanCount(nn.Module):
-    def forward(self, a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return a + b, torch.isnan(a).sum(dim=1)
+from model_runtime.host import available_cpus
+from tests.support.tiny_model import MAX_BATCH_SIZE, build_pair_model, reference_outputs
 
 
 @pytest.fixture(scope="module")
 def pair_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A two-input model: `sum` = a + b, `nan_count` = NaNs per row of a."""
-    rng = np.random.default_rng(0)
-    spec = ModelSpec(
-        name="pair",
-        module=SumAndNanCount(),
-        example_inputs={
-            "a": rng.uniform(-1, 1, (2, 4)).astype(np.float32),
-            "b": rng.uniform(-1, 1, (2, 4)).astype(np.float32),
-        },
-        output_names=["sum", "nan_count"],
-        max_batch_size=8,
-    )
-    out = tmp_path_factory.mktemp("models") / "pair"
-    export_model(spec, out)
-    return out
+    return build_pair_model(tmp_path_factory.mktemp("models") / "pair")
 
 
 @pytest.fixture(scope="module")
@@ -49,41 +30,40 @@ def _images(batch: int = 2) -> np.ndarray:
     return np.random.default_rng(batch).uniform(0, 1, (batch, 1, 8, 8)).astype(np.float32)
 
 
-def test_infer_equals_the_raw_session(digits_engine: Engine, digits_images: np.ndarray) -> None:
-    session = create_session(digits_engine.directory / "model.onnx")
-    images = digits_images[:17]
+def test_infer_equals_the_raw_session(tiny_engine: Engine, tiny_inputs: np.ndarray) -> None:
+    session = create_session(tiny_engine.directory / "model.onnx")
+    images = tiny_inputs[:17]
 
-    outputs = digits_engine.infer({"image": images})
+    outputs = tiny_engine.infer({"image": images})
 
     probabilities, labels = session.run(["probabilities", "label"], {"image": images})
     assert list(outputs) == ["probabilities", "label"]
     np.testing.assert_array_equal(outputs["probabilities"], probabilities)
     np.testing.assert_array_equal(outputs["label"], labels)
     assert outputs["label"].dtype == np.int64
+    # And what the graph computes: the answers are right, not only the same.
+    expected = reference_outputs(images)
+    np.testing.assert_array_equal(outputs["label"], expected["label"])
+    np.testing.assert_allclose(
+        outputs["probabilities"], expected["probabilities"], rtol=1e-5, atol=1e-7
+    )
 
 
-def test_requested_outputs_only(digits_engine: Engine) -> None:
-    outputs = digits_engine.infer({"image": _images()}, ["label"])
+def test_requested_outputs_only(tiny_engine: Engine) -> None:
+    outputs = tiny_engine.infer({"image": _images()}, ["label"])
     assert list(outputs) == ["label"]
 
 
-def test_predictions_are_real(digits_engine: Engine, digits_spec: ModelSpec) -> None:
-    assert digits_spec.eval_data is not None
-    images, labels = digits_spec.eval_data.inputs["image"][:200], digits_spec.eval_data.labels[:200]
-    predicted = digits_engine.infer({"image": images}, ["label"])["label"]
-    assert np.mean(predicted == labels) >= 0.95
-
-
-def test_batch_at_the_limit_is_accepted(digits_engine: Engine) -> None:
-    outputs = digits_engine.infer({"image": _images(256)})
-    assert outputs["probabilities"].shape == (256, 10)
+def test_batch_at_the_limit_is_accepted(tiny_engine: Engine) -> None:
+    outputs = tiny_engine.infer({"image": _images(MAX_BATCH_SIZE)})
+    assert outputs["probabilities"].shape == (MAX_BATCH_SIZE, 10)
 
 
 BAD_INPUTS = [
     pytest.param(
         {},
         InvalidInput,
-        "missing input(s) 'image'; model 'digits' expects 'image' FP32 [-1, 1, 8, 8]",
+        "missing input(s) 'image'; model 'tiny' expects 'image' FP32 [-1, 1, 8, 8]",
         id="missing",
     ),
     pytest.param(
@@ -135,9 +115,10 @@ BAD_INPUTS = [
         id="empty",
     ),
     pytest.param(
-        {"image": _images(257)},
+        {"image": _images(MAX_BATCH_SIZE + 1)},
         BatchTooLarge,
-        "input 'image' has batch 257, over this model's limit of 256",
+        f"input 'image' has batch {MAX_BATCH_SIZE + 1}, over this model's limit"
+        f" of {MAX_BATCH_SIZE}",
         id="batch-limit",
     ),
 ]
@@ -145,37 +126,37 @@ BAD_INPUTS = [
 
 @pytest.mark.parametrize(("inputs", "error", "message"), BAD_INPUTS)
 def test_bad_input(
-    digits_engine: Engine, inputs: dict[str, np.ndarray], error: type[Exception], message: str
+    tiny_engine: Engine, inputs: dict[str, np.ndarray], error: type[Exception], message: str
 ) -> None:
     with pytest.raises(error, match=re.escape(message)):
-        digits_engine.infer(inputs)
+        tiny_engine.infer(inputs)
 
 
 @pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
-def test_non_finite_input(digits_engine: Engine, value: float) -> None:
+def test_non_finite_input(tiny_engine: Engine, value: float) -> None:
     images = _images()
     images[1, 0, 3, 4] = value
     with pytest.raises(InvalidInput, match="input 'image' contains NaN or infinite values"):
-        digits_engine.infer({"image": images})
+        tiny_engine.infer({"image": images})
 
 
-def test_non_finite_output_is_the_clients_problem(digits_engine: Engine) -> None:
+def test_non_finite_output_is_the_clients_problem(tiny_engine: Engine) -> None:
     images = np.full((1, 1, 8, 8), 3e38, np.float32)
     with pytest.raises(InvalidInput, match="output 'probabilities' is not finite"):
-        digits_engine.infer({"image": images})
+        tiny_engine.infer({"image": images})
 
 
-def test_unknown_output(digits_engine: Engine) -> None:
+def test_unknown_output(tiny_engine: Engine) -> None:
     with pytest.raises(
         InvalidInput,
-        match=re.escape("unknown output(s) 'logits'; model 'digits' has 'probabilities', 'label'"),
+        match=re.escape("unknown output(s) 'logits'; model 'tiny' has 'probabilities', 'label'"),
     ):
-        digits_engine.infer({"image": _images()}, ["label", "logits"])
+        tiny_engine.infer({"image": _images()}, ["label", "logits"])
 
 
-def test_validate_returns_the_feed(digits_engine: Engine) -> None:
+def test_validate_returns_the_feed(tiny_engine: Engine) -> None:
     images = _images()
-    feed = digits_engine.validate({"image": images})
+    feed = tiny_engine.validate({"image": images})
     assert list(feed) == ["image"]
     assert feed["image"] is images
 
@@ -219,11 +200,11 @@ def test_manifest_may_allow_non_finite_inputs(pair_engine: Engine, pair_dir: Pat
     assert lenient.infer({"a": a, "b": b}, ["nan_count"])["nan_count"].tolist() == [2]
 
 
-def test_session_is_sized_for_the_host(digits_dir: Path) -> None:
-    session = create_session(digits_dir / "model.onnx")
+def test_session_is_sized_for_the_host(tiny_dir: Path) -> None:
+    session = create_session(tiny_dir / "model.onnx")
     assert session.get_session_options().intra_op_num_threads == available_cpus()
     assert session.get_providers() == ["CPUExecutionProvider"]
-    engine = Engine.load(digits_dir, threads=1)
+    engine = Engine.load(tiny_dir, threads=1)
     assert engine._session.get_session_options().intra_op_num_threads == 1
 
 

@@ -21,9 +21,9 @@ from model_runtime.manifest import (
 
 
 @pytest.fixture
-def artifact(digits_dir: Path, tmp_path: Path) -> Path:
-    """A private copy of the digits artifact that a test may break."""
-    return Path(shutil.copytree(digits_dir, tmp_path / "digits"))
+def artifact(tiny_dir: Path, tmp_path: Path) -> Path:
+    """A private copy of the tiny model's artifact that a test may break."""
+    return Path(shutil.copytree(tiny_dir, tmp_path / "tiny"))
 
 
 def _flip_last_byte(path: Path) -> None:

@@ -5,11 +5,13 @@ pulumi/pulumi_aws/the program -> run `define_stack` under `pulumi.runtime.set_mo
 -> exit. Reported per stack: the median over `--runs` of the whole process wall time,
 and of its two phases as the child measured them. Target: prod < 3 s on this machine.
 
-The program reads model artifacts and the runtime layer from disk; by default they are
-placeholders staged in a temporary directory (the same ones the infra tests use), so the
-figure does not depend on what happens to be built. `--root .` uses the real tree.
+The program reads the model artifacts and the Lambda packages from the project tree
+(this checkout, or `--root DIR`), so the figure is for what `pulumi up` evaluates. What
+the stacks need and is missing is built first by `inferstack up`'s own build step
+(models, function zips, layers; cached: on a built tree it costs a few file hashes), and
+reported apart from the timings.
 
-    .venv/bin/python benchmarks/stacks.py [--runs 3] [--root DIR]
+    .venv/bin/python -m benchmarks.stack_eval [--runs 3] [--root DIR]
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ import os
 import platform
 import statistics
 import sys
-import tempfile
 import time
 from collections import Counter
 from pathlib import Path
@@ -28,10 +29,12 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
-from timing import run_child_json
 
-REPO = Path(__file__).resolve().parents[1]
-OUT = REPO / "build" / "bench" / "stacks.json"
+from benchmarks.timing import run_child_json
+from layers.package import project_root
+
+REPO = project_root()
+OUT = REPO / "build" / "bench" / "stack_eval.json"
 STACKS = ("local", "dev", "prod")
 TARGET_S = {"prod": 3.0}
 
@@ -57,52 +60,49 @@ def child(stack: str, root: Path) -> None:
 
 
 def run_once(stack: str, root: Path) -> dict[str, Any]:
-    command = [sys.executable, __file__, "--child", stack, "--root", str(root)]
-    env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONDONTWRITEBYTECODE": "1"}
+    command = [sys.executable, "-m", "benchmarks.stack_eval", "--child", stack, "--root", str(root)]
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
     return run_child_json(command, env, REPO)
 
 
-def stage(root: Path) -> Path:
+def build_missing(root: Path) -> dict[str, Any]:
+    """What the stacks deploy and `root` lacks, built as `inferstack up` builds it."""
+    from cli.prepare import prepare
     from infra.stack_loader import load_stack
-    from tests.support.project import stage_project
 
-    return stage_project(root, [load_stack(name) for name in STACKS])
+    started = time.perf_counter()
+    built = [part for stack in STACKS for part in prepare(load_stack(stack), root, _say)]
+    return {"seconds": time.perf_counter() - started, "built": built}
 
 
-def _fix_sys_path() -> None:
-    # Run as a script, this file's directory comes first on sys.path, and this file is
-    # itself named `stacks`: the project's `stacks` package must win.
-    here = Path(__file__).resolve().parent
-    sys.path[:] = [str(REPO), str(REPO / "tests" / "infra")] + [
-        entry for entry in sys.path if Path(entry or ".").resolve() != here
-    ]
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
 
 
 def main() -> None:
-    _fix_sys_path()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--root", type=Path, help="project tree to read (default: placeholders)")
+    parser.add_argument("--root", type=Path, default=REPO, help="project tree to evaluate")
     parser.add_argument("--child", choices=STACKS, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(args.child, args.root)
         return
 
-    with tempfile.TemporaryDirectory(prefix="inferstack-bench-") as scratch:
-        root = args.root.resolve() if args.root else stage(Path(scratch))
-        results = {}
-        for stack in STACKS:
-            runs = [run_once(stack, root) for _ in range(args.runs)]
-            results[stack] = {
-                "resources": runs[0]["resources"],
-                "by_type": runs[0]["by_type"],
-                "wall_s": statistics.median(r["wall_s"] for r in runs),
-                "import_s": statistics.median(r["import_s"] for r in runs),
-                "evaluate_s": statistics.median(r["evaluate_s"] for r in runs),
-                "runs": [round(r["wall_s"], 3) for r in runs],
-                "target_s": TARGET_S.get(stack),
-            }
+    root = args.root.resolve()
+    build = build_missing(root)
+    results = {}
+    for stack in STACKS:
+        runs = [run_once(stack, root) for _ in range(args.runs)]
+        results[stack] = {
+            "resources": runs[0]["resources"],
+            "by_type": runs[0]["by_type"],
+            "wall_s": statistics.median(r["wall_s"] for r in runs),
+            "import_s": statistics.median(r["import_s"] for r in runs),
+            "evaluate_s": statistics.median(r["evaluate_s"] for r in runs),
+            "runs": [round(r["wall_s"], 3) for r in runs],
+            "target_s": TARGET_S.get(stack),
+        }
 
     table = Table(title=f"Pulumi program under mocks, cold process (median of {args.runs})")
     for column in ("stack", "resources", "imports s", "program s", "process s", "target"):
@@ -128,13 +128,14 @@ def main() -> None:
     OUT.write_text(
         json.dumps(
             {
-                "benchmark": "stacks",
+                "benchmark": "stack_eval",
                 "machine": {
                     "python": platform.python_version(),
                     "cpus": os.cpu_count(),
                     "platform": platform.platform(),
                 },
-                "inputs": "real tree" if args.root else "staged placeholders",
+                "root": str(root),
+                "build": build,
                 "stacks": results,
             },
             indent=2,

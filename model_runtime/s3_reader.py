@@ -1,0 +1,102 @@
+"""S3 objects through botocore: the ObjectReader delivery uses for s3:// URIs.
+
+botocore's errors become the runtime's by type and AWS error code. boto3 and botocore are
+imported on first use, never with this module: Lambda provides them (they are not in the
+runtime layer), and serving a local MODEL_URI never needs them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from model_runtime.errors import ObjectNotFound, ObjectReadError, TransientReadError
+
+if TYPE_CHECKING:
+    from botocore.exceptions import ClientError
+
+CHUNK_BYTES = 1 << 20
+NOT_FOUND_CODES = frozenset({"NoSuchKey", "NotFound", "404"})
+# S3 error codes worth another try; anything else (403, 404, ...) fails at once.
+TRANSIENT_CODES = frozenset(
+    {
+        "InternalError",
+        "ServiceUnavailable",
+        "SlowDown",
+        "RequestTimeout",
+        "Throttling",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "500",
+        "502",
+        "503",
+        "504",
+    }
+)
+
+
+class S3Reader:
+    """GetObject on a botocore S3 client (by default boto3's, made on first use)."""
+
+    def __init__(self, client: Any = None) -> None:
+        self._client = client
+
+    def read(self, bucket: str, key: str) -> bytes:
+        with _typed_errors():
+            data: bytes = self._body(bucket, key).read()
+        return data
+
+    def stream(self, bucket: str, key: str, write: Callable[[bytes], object]) -> None:
+        with _typed_errors():
+            body = self._body(bucket, key)
+            for chunk in iter(lambda: body.read(CHUNK_BYTES), b""):
+                write(chunk)
+
+    def _body(self, bucket: str, key: str) -> Any:
+        if self._client is None:
+            self._client = default_client()
+        return self._client.get_object(Bucket=bucket, Key=key)["Body"]
+
+
+def default_client() -> Any:
+    import boto3
+    from botocore.config import Config
+
+    # botocore retries requests itself; reads of a body that breaks mid-stream are ours.
+    config = Config(
+        retries={"mode": "standard", "max_attempts": 3}, connect_timeout=5, read_timeout=30
+    )
+    return boto3.client("s3", config=config)
+
+
+@contextmanager
+def _typed_errors() -> Iterator[None]:
+    """botocore's errors (and the socket's) as ObjectNotFound, TransientReadError or
+    ObjectReadError; the message is botocore's."""
+    from botocore import exceptions as boto
+
+    try:
+        yield
+    except boto.ClientError as exc:
+        raise _client_error(exc) from exc
+    except (
+        boto.HTTPClientError,  # read timeouts and bodies cut off mid-stream among them
+        boto.ConnectionError,
+        boto.IncompleteReadError,
+        ConnectionError,
+        TimeoutError,
+    ) as exc:
+        raise TransientReadError(str(exc)) from exc
+    except boto.BotoCoreError as exc:  # credentials, configuration, parameters
+        raise ObjectReadError(str(exc)) from exc
+
+
+def _client_error(exc: ClientError) -> ObjectReadError:
+    code = str(exc.response.get("Error", {}).get("Code", ""))
+    status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+    if code in NOT_FOUND_CODES:
+        return ObjectNotFound(str(exc))
+    if code in TRANSIENT_CODES or status >= 500:
+        return TransientReadError(str(exc))
+    return ObjectReadError(str(exc))
