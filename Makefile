@@ -6,7 +6,7 @@ PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test check lint pytest unit bench clean
+.PHONY: setup demo test check lint lint-plugin pytest unit bench clean
 
 setup: $(STAMP)
 
@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 demo: setup
 	$(VENV)/bin/inferstack demo
 
-test: lint pytest
+test: lint lint-plugin pytest
 
 check: lint unit
 
@@ -28,14 +28,21 @@ lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 
+# The LocalStack executor plugin runs on LocalStack's Python 3.13: type-checked against
+# LocalStack's own packages, so it needs .localstack-venv (installed once, then cached).
+lint-plugin: setup
+	$(VENV)/bin/inferstack localstack install
+	$(VENV)/bin/mypy --config-file plugins/localstack-executor/pyproject.toml \
+		--python-executable .localstack-venv/bin/python plugins/localstack-executor
+
 pytest: setup
 	$(VENV)/bin/python -m pytest
 
 unit: setup
-	$(VENV)/bin/python -m pytest -m unit -q
+	$(VENV)/bin/python -m pytest tests/unit -q -p no:schemathesis
 
 bench: setup
-	$(VENV)/bin/python benchmarks/runtime.py
+	$(VENV)/bin/python -m benchmarks.runtime
 
 clean:
 	rm -rf build

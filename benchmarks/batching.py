@@ -20,7 +20,6 @@ import json
 import math
 import os
 import platform
-import re
 import sys
 import time
 from collections.abc import Callable
@@ -32,7 +31,7 @@ import numpy as np
 
 from layers.package import project_root
 from localdev import server_process
-from localdev.server_process import ServerProcess
+from localdev.server_process import ServerProcess, raw_request, read_response
 from model_build.spec import ModelSpec, resolve
 
 OUT_DIR = project_root() / "build" / "bench"
@@ -172,22 +171,6 @@ def build_artifact(name: str, directory: Path) -> Path:
 # --- load -------------------------------------------------------------------------------
 
 
-def _post(path: str, body: bytes) -> bytes:
-    head = (
-        f"POST {path} HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
-        f"Content-Length: {len(body)}\r\n\r\n"
-    )
-    return head.encode() + body
-
-
-async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
-    head = await reader.readuntil(b"\r\n\r\n")
-    status = int(head[9:12])
-    match = re.search(rb"(?i)\r\ncontent-length: *(\d+)", head)
-    body = await reader.readexactly(int(match.group(1))) if match else b""
-    return status, body
-
-
 async def _client(
     port: int, raw: bytes, start: float, stop: float, latencies: list[float], errors: list[int]
 ) -> None:
@@ -195,7 +178,7 @@ async def _client(
     try:
         while (sent := time.perf_counter()) < stop:
             writer.write(raw)
-            status, _ = await _read_response(reader)
+            status, _, _ = await read_response(reader)
             if sent >= start:  # requests sent during warm-up are not counted
                 if status == 200:
                     latencies.append(time.perf_counter() - sent)
@@ -244,7 +227,7 @@ def measure(name: str, directory: Path, args: argparse.Namespace, body: bytes) -
     falls on both modes alike."""
     from model_runtime.manifest import Manifest
 
-    raw = _post(f"/v2/models/{Manifest.load(directory).name}/infer", body)
+    raw = raw_request("POST", f"/v2/models/{Manifest.load(directory).name}/infer", body)
     servers: dict[str, ServerProcess] = {}
     points = []
     try:

@@ -32,7 +32,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
+from layers.package import project_root
+
+REPO = project_root()
 OUT = REPO / "build" / "bench" / "deploy.json"
 STACK = "bench"
 # The served model -> the sample request `inferstack build` wrote for it.

@@ -1,7 +1,7 @@
 """`inferstack package`: the function zip, the runtime layer and the model (layer or S3
 objects) for one model and target, checked against Lambda's limits.
 
-`package()` is the command's logic; infra/cli.py wires it to typer and prints
+`package()` is the work behind the command; cli/app.py wires it to typer and prints
 `result.budget.rows()` (or `result.budget.table()`).
 """
 

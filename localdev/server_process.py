@@ -4,6 +4,7 @@ app under uvicorn. Started, waited for until ready, and stopped by PID."""
 
 from __future__ import annotations
 
+import asyncio
 import http.client
 import os
 import re
@@ -176,3 +177,23 @@ def start(
         server.stop()
         raise
     return server
+
+
+# A raw HTTP/1.1 client for load tests and benchmarks: one keep-alive connection per
+# client, no client library's per-request work between the load and the server.
+def raw_request(method: str, path: str, body: bytes = b"") -> bytes:
+    head = f"{method} {path} HTTP/1.1\r\nHost: {HOST}\r\n"
+    if body:
+        head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+    return (head + "\r\n").encode() + body
+
+
+async def read_response(reader: asyncio.StreamReader) -> tuple[int, dict[str, str], bytes]:
+    head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1")
+    lines = head.split("\r\n")
+    headers = {
+        key.strip().lower(): value.strip()
+        for key, _, value in (line.partition(":") for line in lines[1:] if line)
+    }
+    body = await reader.readexactly(int(headers.get("content-length", "0")))
+    return int(lines[0].split()[1]), headers, body

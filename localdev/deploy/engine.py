@@ -26,6 +26,7 @@ from pulumi.runtime.mocks import MockCallArgs, MockResourceArgs, Mocks
 
 from infra.errors import InfraError
 from infra.evaluate import Registration, current_registration, evaluate, unwrap_secrets
+from layers.package import project_root
 from localdev.deploy.assets import canonical, fingerprint, is_unknown
 from localdev.deploy.aws import Clients, ProviderConfig, error_code, reachable
 from localdev.deploy.realizers import REALIZERS, not_emulated_reason
@@ -34,7 +35,7 @@ from localdev.deploy.state import NotEmulated, ResourceState, StackState, locked
 from localdev.errors import DeployError, EndpointDownError, NotLocalStackError
 from stacks.schema import LocalStackTarget, StackConfig
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = project_root()
 
 Action = Literal["create", "update", "replace", "delete", "same"]
 Echo = Callable[[str], None]

@@ -8,7 +8,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from layers.package import project_root
+
+REPO_ROOT = project_root()
 
 
 @dataclass(frozen=True)

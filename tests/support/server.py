@@ -17,7 +17,7 @@ import pytest
 
 from layers.package import project_root
 from localdev import server_process
-from localdev.server_process import ServerProcess
+from localdev.server_process import ServerProcess, raw_request, read_response
 from model_build.parity import compare, random_batches
 from model_runtime.backends.onnxruntime_backend import create_session
 from model_runtime.manifest import MODEL_FILE, ExporterInfo, Manifest, TensorSpec, hash_files
@@ -141,24 +141,6 @@ def infer_body(inputs: dict[str, np.ndarray[Any, Any]]) -> bytes:
             ]
         }
     ).encode()
-
-
-def raw_request(method: str, path: str, body: bytes = b"") -> bytes:
-    head = f"{method} {path} HTTP/1.1\r\nHost: test\r\n"
-    if body:
-        head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
-    return (head + "\r\n").encode() + body
-
-
-async def read_response(reader: asyncio.StreamReader) -> tuple[int, dict[str, str], bytes]:
-    head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1")
-    lines = head.split("\r\n")
-    headers = {
-        key.strip().lower(): value.strip()
-        for key, _, value in (line.partition(":") for line in lines[1:] if line)
-    }
-    body = await reader.readexactly(int(headers.get("content-length", "0")))
-    return int(lines[0].split()[1]), headers, body
 
 
 async def request(port: int, method: str, path: str, body: bytes = b"") -> tuple[int, bytes]:
