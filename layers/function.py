@@ -8,10 +8,12 @@ reference_models) stay out: they need torch, which Lambda never has.
 
 from __future__ import annotations
 
-import ast
+import dis
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from types import CodeType
 from typing import Any
 
 from layers.archive import Built, cached_zip, find_zip, tree_files, write_zip
@@ -105,19 +107,36 @@ def _source_of(root: Path, module: str) -> Path | None:
 
 def _imports(path: Path, module: str) -> list[str]:
     """Every module `path` may import: `import a.b`, `from a import b` (b may be a
-    submodule), relative imports resolved against `module`."""
-    tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+    submodule), relative imports resolved against `module`, in functions too.
+
+    Read from the compiled bytecode, not with `ast.parse`: a deploy evaluates the program
+    (which calls this) while other threads may format tracebacks, which on Python 3.11
+    also builds ASTs, and CPython 3.11's AST builder is not thread-safe
+    (gh-106905: "AST constructor recursion depth mismatch").
+    """
+    code = compile(path.read_bytes(), str(path), "exec", dont_inherit=True)
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
     found: list[str] = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            found += [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
-                base = ".".join([*anchor, *([node.module] if node.module else [])])
-            else:
-                base = node.module or ""
+    for block in _code_objects(code):
+        instructions = list(dis.get_instructions(block))
+        for index, instruction in enumerate(instructions):
+            if instruction.opname != "IMPORT_NAME":
+                continue
+            # Compiled as LOAD_CONST level; LOAD_CONST fromlist; IMPORT_NAME name.
+            level = int(instructions[index - 2].argval or 0)
+            names = instructions[index - 1].argval or ()
+            base = str(instruction.argval)
+            if level:
+                anchor = package.split(".")[: len(package.split(".")) - level + 1]
+                base = ".".join([*anchor, *([base] if base else [])])
             found.append(base)
-            found += [f"{base}.{alias.name}" for alias in node.names]
+            found += [f"{base}.{name}" for name in names if name != "*"]
     return found
+
+
+def _code_objects(code: CodeType) -> Iterator[CodeType]:
+    """`code` and every function, class and comprehension body compiled inside it."""
+    yield code
+    for constant in code.co_consts:
+        if isinstance(constant, CodeType):
+            yield from _code_objects(constant)
