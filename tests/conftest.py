@@ -126,7 +126,7 @@ def localstack() -> Iterator[manager.Status]:
 
 
 # Each top-level test folder is one marker: `-m unit` is the fast lane (make check).
-FOLDER_MARKERS = ("unit", "integration", "gpu")
+FOLDER_MARKERS = ("unit", "integration", "gpu", "aws")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -134,7 +134,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         folder = item.path.resolve().relative_to(tests_dir).parts[0]
         if folder not in FOLDER_MARKERS:
-            raise pytest.UsageError(
-                f"{item.nodeid}: tests live under tests/unit, tests/integration or tests/gpu"
-            )
+            folders = ", ".join(f"tests/{name}" for name in FOLDER_MARKERS)
+            raise pytest.UsageError(f"{item.nodeid}: tests live under one of {folders}")
         item.add_marker(folder)
