@@ -165,7 +165,7 @@ def demo(
     run_demo(keep=keep)
 
 
-for command in (deploy.up, deploy.down, deploy.status):
+for command in (deploy.up, deploy.down, deploy.status, deploy.preview):
     app.command()(command)
 app.add_typer(localstack.app, name="localstack")
 

@@ -1,4 +1,4 @@
-"""`inferstack up|down|status --stack NAME`: thin commands over cli/deployment.py, and how
+"""`inferstack up|down|status|preview --stack NAME`: thin commands over cli/deployment.py, and how
 their results are printed (the demo prints `up` the same way)."""
 
 from __future__ import annotations
@@ -96,6 +96,35 @@ def status_json(current: StackStatus) -> dict[str, Any]:
         "not_emulated": [f"{n.type} {n.name}: {n.reason}" for n in current.not_emulated],
         "outputs": current.outputs,
     }
+
+
+def preview(
+    stack: StackOption = "local",
+    engine: EngineOption = DeployEngine.auto,
+    build: Annotated[bool, typer.Option(help="Build missing models and layers first.")] = True,
+) -> None:
+    """What `up` would create, update, replace or delete, and why; changes nothing."""
+    print_preview(deployment.preview(stack, engine, build=build, echo=note))
+
+
+def print_preview(summary: Summary) -> None:
+    from localdev.deploy.engine import short_type
+
+    planned = [change for change in summary.changes if change.action != "same"]
+    if not planned:
+        console.print(f"[bold]preview[/] {summary.stack}: no changes")
+        return
+    counts = {action: 0 for action in ("create", "update", "replace", "delete", "retain")}
+    for change in planned:
+        counts[change.action] += 1
+    listed = ", ".join(f"{count} to {action}" for action, count in counts.items() if count)
+    console.print(f"[bold]preview[/] {summary.stack}: {listed}")
+    table = Table()
+    for column in ("action", "resource", "type", "why"):
+        table.add_column(column)
+    for change in planned:
+        table.add_row(change.action, change.name, short_type(change.type), change.reason)
+    console.print(table)
 
 
 def _print_teardown(done: Teardown) -> None:

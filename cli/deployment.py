@@ -1,4 +1,4 @@
-"""The work behind `inferstack up|down|status --stack NAME`; the commands (cli/deploy.py)
+"""The work behind `inferstack up|down|status|preview --stack NAME`; the commands (cli/deploy.py)
 and the demo print what these return. Progress goes to `echo`.
 
 With the Pulumi CLI on PATH these drive real Pulumi (Automation API, local backend under
@@ -69,11 +69,14 @@ def up(
     root = _root()
     config = _config(stack)
     use_pulumi = _use_pulumi(engine, config)
+    if use_pulumi:
+        # An AWS stack without its state backend set stops here, before any build.
+        automation.workspace(stack, config, root)
     if build:
         prepare(config, root, echo)
     endpoint = _ensure_localstack(config, echo)
     if use_pulumi:
-        outputs = automation.up(stack, root, echo)
+        outputs = automation.up(stack, config, root, echo)
         if endpoint is not None and isinstance(outputs.get("url"), str):
             outputs["url"] = localstack_url(outputs["url"], endpoint)
         return Deployment(stack, outputs, time.monotonic() - started, None)
@@ -90,7 +93,7 @@ def down(stack: str, engine: DeployEngine = DeployEngine.auto, *, echo: Echo) ->
     root = _root()
     config = _config(stack)
     if _use_pulumi(engine, config):
-        automation.down(stack, root, echo)
+        automation.down(stack, config, root, echo)
         return Teardown(stack)
     from localdev.deploy import engine as local_engine
     from localdev.localstack import manager
@@ -111,10 +114,32 @@ def status(stack: str, engine: DeployEngine = DeployEngine.auto) -> StackStatus 
     root = _root()
     config = _config(stack)
     if _use_pulumi(engine, config):
-        return automation.outputs(stack, root)
+        return automation.outputs(stack, config, root)
     from localdev.deploy import engine as local_engine
 
     return local_engine.status(stack, root=root)
+
+
+def preview(
+    stack: str, engine: DeployEngine = DeployEngine.auto, *, build: bool = True, echo: Echo
+) -> Summary:
+    """What `up` would create, update, replace, delete or retain, and why, changing nothing
+    in the cloud. It builds what is missing first, as `up` does, so that it compares the
+    content `up` would deploy."""
+    from cli.prepare import prepare
+
+    root = _root()
+    config = _config(stack)
+    if _use_pulumi(engine, config):
+        raise DeployError(
+            f"with the Pulumi CLI, the stack's preview is Pulumi's own: `pulumi preview "
+            f"--stack {stack}`; `--engine local` previews the in-process engine's `up`"
+        )
+    if build:
+        prepare(config, root, echo)
+    from localdev.deploy import engine as local_engine
+
+    return local_engine.preview(stack, config=config, root=root)
 
 
 def localstack_url(url: str, endpoint: str) -> str:

@@ -114,8 +114,8 @@ class ArtifactStore(pulumi.ComponentResource):
     def _create_lifecycle(
         self, config: ArtifactStoreConfig, depends_on: list[pulumi.Resource]
     ) -> aws.s3.BucketLifecycleConfiguration:
-        # A new model version replaces the old keys; the old objects become noncurrent
-        # versions (kept for rollback for a while, then expired).
+        # Overwritten or deleted objects become noncurrent versions (kept for a while,
+        # then expired). Old model prefixes are retained whole (see _upload).
         rule = aws.s3.BucketLifecycleConfigurationRuleArgs(
             id="expire-old-versions",
             status="Enabled",
@@ -138,6 +138,16 @@ class ArtifactStore(pulumi.ComponentResource):
         )
 
     def _upload(self, artifact: Artifact, depends_on: list[pulumi.Resource]) -> pulumi.Output[str]:
+        # Keys are content-addressed: a new model version is new keys, and the old objects
+        # would be deleted with their resources. Retained instead, they stay (as current
+        # versions, which the noncurrent-version rule never expires) for what still points
+        # at them: an older published Lambda version's MODEL_URI, an older GPU rollout.
+        # Nothing removes a retained prefix automatically: `down` takes it with the bucket
+        # (force_destroy), or delete it by hand once no version uses it
+        # (`aws s3 rm --recursive s3://<bucket>/models/<name>/<old hash>`).
+        retained = pulumi.ResourceOptions.merge(
+            self._child(depends_on), pulumi.ResourceOptions(retain_on_delete=True)
+        )
         objects = [
             aws.s3.BucketObjectv2(
                 f"{self._name}-{artifact.name}-{file}",
@@ -147,7 +157,7 @@ class ArtifactStore(pulumi.ComponentResource):
                 content_type=(
                     "application/json" if file.endswith(".json") else "application/octet-stream"
                 ),
-                opts=self._child(depends_on),
+                opts=retained,
             )
             for file in artifact.files
         ]

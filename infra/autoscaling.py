@@ -31,6 +31,10 @@ class Autoscaling(pulumi.ComponentResource):
         self._name = name
         config = args.config
         resource_id = pulumi.Output.concat("function:", args.function_name, ":", args.alias_name)
+        # Scheduled actions rewrite the target's min/max at run time: a deploy (or a
+        # `pulumi up --refresh` inside a scheduled window) must not reset them. The
+        # declared bounds are then only where the target starts; the schedules own them.
+        ignore = ["min_capacity", "max_capacity"] if config.schedules else None
         self.target = aws.appautoscaling.Target(
             f"{name}-target",
             service_namespace="lambda",
@@ -38,7 +42,9 @@ class Autoscaling(pulumi.ComponentResource):
             resource_id=resource_id,
             min_capacity=config.min,
             max_capacity=config.max,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[args.provisioned]),
+            opts=pulumi.ResourceOptions(
+                parent=self, depends_on=[args.provisioned], ignore_changes=ignore
+            ),
         )
         self._create_target_tracking(config)
         for schedule in config.schedules:

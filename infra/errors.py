@@ -19,3 +19,7 @@ class PackageBudgetError(InfraError):
 
 class PulumiUnavailableError(InfraError):
     """The Automation API path was asked for, but no Pulumi CLI is installed."""
+
+
+class StateBackendError(InfraError):
+    """An AWS stack's Pulumi state backend or secrets provider is unset or not usable."""

@@ -42,6 +42,7 @@ class Registered:
     secret_inputs: frozenset[str]
     dependencies: frozenset[str]
     property_dependencies: Mapping[str, frozenset[str]]
+    options: Options
 
     def depends_on(self, other: Registered) -> bool:
         return other.urn in self.dependencies or any(
@@ -72,6 +73,40 @@ class Evaluation:
 
 
 @dataclass(frozen=True)
+class Options:
+    """The resource options a registration carried that change how a deploy acts on it."""
+
+    protect: bool = False
+    retain_on_delete: bool = False
+    # None: the option was not set (the provider's default applies).
+    delete_before_replace: bool | None = None
+    # Property paths, in the provider's (camelCase) names.
+    ignore_changes: tuple[str, ...] = ()
+    replace_on_changes: tuple[str, ...] = ()
+    # Every other option it set (custom timeouts, aliases, import, ...), by request field.
+    others: tuple[str, ...] = ()
+
+
+# RegisterResourceRequest fields that are resource options other than the ones above
+# (capabilities, versions and provider maps are not).
+_OTHER_OPTIONS = frozenset(
+    {
+        "additionalSecretOutputs",
+        "aliasURNs",
+        "aliases",
+        "customTimeouts",
+        "deletedWith",
+        "hideDiffs",
+        "hooks",
+        "importId",
+        "replace_with",
+        "replacement_trigger",
+        "transforms",
+    }
+)
+
+
+@dataclass(frozen=True)
 class Registration:
     """The resource whose registration is being answered by `Mocks.new_resource`."""
 
@@ -79,6 +114,7 @@ class Registration:
     parent: str
     # Every resource it waited for: explicit depends_on and those its inputs came from.
     dependencies: frozenset[str]
+    options: Options = Options()
 
 
 _registering = threading.local()
@@ -135,6 +171,7 @@ class _RecordingMonitor(MockMonitor):
             dependencies=frozenset(request.dependencies).union(
                 *(value.urns for value in request.propertyDependencies.values())
             ),
+            options=_options(request),
         )
         try:
             response = super().RegisterResource(request)  # type: ignore[no-untyped-call]
@@ -165,9 +202,38 @@ class _RecordingMonitor(MockMonitor):
                     key: frozenset(value.urns)
                     for key, value in request.propertyDependencies.items()
                 },
+                options=_options(request),
             )
         )
         return response
+
+
+def _options(request: Any) -> Options:
+    return Options(
+        protect=request.protect,
+        retain_on_delete=request.retainOnDelete,
+        delete_before_replace=(
+            request.deleteBeforeReplace if request.deleteBeforeReplaceDefined else None
+        ),
+        ignore_changes=tuple(request.ignoreChanges),
+        replace_on_changes=tuple(request.replaceOnChanges),
+        others=tuple(sorted(name for name in _OTHER_OPTIONS if _is_set(request, name))),
+    )
+
+
+def _is_set(request: Any, name: str) -> bool:
+    if name == "hooks":
+        return bool(request.hooks.ListFields())  # the SDK always sends the message
+    if name == "aliases":
+        # The provider SDK adds an alias per former type name of the resource class (a
+        # spec with only `type`): those are its renames, not the program's aliases.
+        return any(
+            {field.name for field, _ in alias.spec.ListFields()} - {"type", "parentUrn"}
+            or not alias.HasField("spec")
+            for alias in request.aliases
+        )
+    # ListFields: the fields set to something other than their default.
+    return any(field.name == name for field, _ in request.ListFields())
 
 
 def unwrap_secrets(value: Any) -> Any:
@@ -198,6 +264,15 @@ class _FakeCloud(Mocks):
         outputs = dict(args.inputs)
         physical_id = _fake_outputs(args.typ, args.name, outputs, self.region)
         return physical_id, outputs
+
+
+def placeholder_outputs(
+    type_: str, name: str, inputs: dict[str, Any], region: str
+) -> tuple[str, dict[str, Any]]:
+    """A physical id and outputs shaped like the provider's, standing in for what the
+    cloud has not computed yet (a deploy preview); returns (id, inputs + outputs)."""
+    state = dict(inputs)
+    return _fake_outputs(type_, name, state, region), state
 
 
 def _fake_outputs(type_: str, name: str, state: dict[str, Any], region: str) -> str:

@@ -4,7 +4,12 @@ The HPA scales on the server's per-pod gauge (`inferstack_inflight_requests` or
 `inferstack_queue_depth`, served on /metrics). The cluster must expose it through the
 custom metrics API (e.g. prometheus-adapter); CPU utilization is the second metric, and
 the HPA takes the larger of the two proposals, so scaling keeps working (up) on CPU when
-the custom metric is missing.
+the custom metric is missing. Prometheus finds the pods through their `prometheus.io/*`
+annotations (annotation-based scrape configs) or, where the cluster runs the Prometheus
+Operator (kube-prometheus-stack), through a PodMonitor declared when the stack asks.
+
+The pods meet the Pod Security Standards' "restricted" profile, and their namespace
+enforces it.
 """
 
 from __future__ import annotations
@@ -16,9 +21,15 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from infra import policies
-from stacks.schema import GpuConfig
+from stacks.schema import GpuConfig, PodMonitorConfig
 
 PORT = 8080
+# The container port's name: Services, probes and the PodMonitor refer to it.
+PORT_NAME = "http"
+METRICS_PATH = "/metrics"
+# How often Prometheus scrapes the pods through the PodMonitor: the HPA can see a change
+# in load no sooner.
+SCRAPE_INTERVAL = "15s"
 SERVER_COMMAND = ["python", "-m", "model_runtime.server"]
 METRICS = {
     "inflight_requests": "inferstack_inflight_requests",
@@ -50,12 +61,14 @@ class GpuEndpointArgs:
     model_uri: pulumi.Input[str]
     region: str
     pod_role: PodRole | None = None
+    pod_monitor: PodMonitorConfig | None = None
 
 
 class GpuEndpoint(pulumi.ComponentResource):
     deployment: k8s.apps.v1.Deployment
     service: k8s.core.v1.Service
     hpa: k8s.autoscaling.v2.HorizontalPodAutoscaler
+    pod_monitor: k8s.apiextensions.CustomResource | None
     service_address: pulumi.Output[str]
 
     def __init__(
@@ -71,7 +84,11 @@ class GpuEndpoint(pulumi.ComponentResource):
         }
         namespace = k8s.core.v1.Namespace(
             f"{name}-namespace",
-            metadata={"name": args.namespace, "labels": self._labels},
+            metadata={
+                "name": args.namespace,
+                # The API server rejects any pod here that is not "restricted".
+                "labels": {**self._labels, "pod-security.kubernetes.io/enforce": "restricted"},
+            },
             opts=self._child(),
         )
         self._namespace = namespace.metadata.name
@@ -83,11 +100,14 @@ class GpuEndpoint(pulumi.ComponentResource):
             spec={
                 "type": "ClusterIP",
                 "selector": self._labels,
-                "ports": [{"name": "http", "port": PORT, "target_port": "http"}],
+                "ports": [{"name": PORT_NAME, "port": PORT, "target_port": PORT_NAME}],
             },
             opts=self._child(),
         )
         self.hpa = self._create_hpa()
+        self.pod_monitor = None
+        if args.pod_monitor is not None:
+            self.pod_monitor = self._create_pod_monitor(args.pod_monitor)
         k8s.policy.v1.PodDisruptionBudget(
             f"{name}-pdb",
             metadata=self._metadata(),
@@ -165,7 +185,7 @@ class GpuEndpoint(pulumi.ComponentResource):
             "name": "server",
             "image": config.image,
             "command": SERVER_COMMAND,
-            "ports": [{"name": "http", "container_port": PORT}],
+            "ports": [{"name": PORT_NAME, "container_port": PORT}],
             # The model server's environment contract (model_runtime/server.py).
             "env": [
                 {"name": "MODEL_URI", "value": self._args.model_uri},
@@ -194,7 +214,6 @@ class GpuEndpoint(pulumi.ComponentResource):
         pod_spec: k8s.core.v1.PodSpecArgsDict = {
             "service_account_name": service_account.metadata.name,
             "containers": [container],
-            "node_selector": config.node_selector,
             "tolerations": [
                 {"key": t.key, "operator": t.operator, "value": t.value, "effect": t.effect}
                 for t in config.tolerations
@@ -204,8 +223,12 @@ class GpuEndpoint(pulumi.ComponentResource):
                 "run_as_non_root": True,
                 "run_as_user": RUN_AS_USER,
                 "run_as_group": RUN_AS_USER,
+                # "restricted" requires a seccomp profile; the runtime's default suffices.
+                "seccomp_profile": {"type": "RuntimeDefault"},
             },
         }
+        if config.node_selector:
+            pod_spec["node_selector"] = config.node_selector
         return k8s.apps.v1.Deployment(
             f"{self._name}-deployment",
             metadata=self._metadata(),
@@ -225,7 +248,7 @@ class GpuEndpoint(pulumi.ComponentResource):
                         "annotations": {
                             "prometheus.io/scrape": "true",
                             "prometheus.io/port": str(PORT),
-                            "prometheus.io/path": "/metrics",
+                            "prometheus.io/path": METRICS_PATH,
                         },
                     },
                     "spec": pod_spec,
@@ -288,10 +311,31 @@ class GpuEndpoint(pulumi.ComponentResource):
             opts=self._child(),
         )
 
+    def _create_pod_monitor(self, config: PodMonitorConfig) -> k8s.apiextensions.CustomResource:
+        # A custom resource's spec reaches the cluster as written: its keys are camelCase.
+        return k8s.apiextensions.CustomResource(
+            f"{self._name}-pod-monitor",
+            api_version="monitoring.coreos.com/v1",
+            kind="PodMonitor",
+            metadata={
+                "name": self._args.model,
+                "namespace": self._namespace,
+                "labels": {**self._labels, **config.labels},
+            },
+            spec={
+                # Pods in the PodMonitor's own namespace, selected as the Service selects them.
+                "selector": {"matchLabels": self._labels},
+                "podMetricsEndpoints": [
+                    {"port": PORT_NAME, "path": METRICS_PATH, "interval": SCRAPE_INTERVAL}
+                ],
+            },
+            opts=self._child(),
+        )
+
 
 def _probe(path: str, period_s: int, failures: int) -> k8s.core.v1.ProbeArgsDict:
     return {
-        "http_get": {"path": path, "port": "http"},
+        "http_get": {"path": path, "port": PORT_NAME},
         "period_seconds": period_s,
         "timeout_seconds": 3,
         "failure_threshold": failures,

@@ -9,6 +9,7 @@ import pulumi_aws as aws
 
 from functions import HANDLER
 from infra import policies
+from infra.bundles import CodeBucket, Zip
 from stacks.schema import LambdaConfig
 
 ALIAS = "live"
@@ -28,12 +29,14 @@ class S3Model:
 class LambdaModelArgs:
     function_name: str
     config: LambdaConfig
-    code: pulumi.Archive
+    code: Zip
     runtime_layer_arn: pulumi.Input[str]
-    # A layer archive mounted under /opt (env MODEL_DIR), or an S3 location (env MODEL_URI).
-    model: pulumi.Archive | S3Model
+    # A layer zip mounted under /opt (env MODEL_DIR), or an S3 location (env MODEL_URI).
+    model: Zip | S3Model
     model_dir: str
     log_retention_days: int
+    # Where zips over Lambda's direct-upload limit are uploaded first.
+    code_bucket: CodeBucket
     environment: dict[str, str] = field(default_factory=dict)
 
 
@@ -71,13 +74,16 @@ class LambdaModel(pulumi.ComponentResource):
         else:
             layers.append(self._create_model_layer(args, args.model).arn)
             environment["MODEL_DIR"] = args.model_dir
+        code = args.code_bucket.source(args.code)
         self.function = aws.lambda_.Function(
             name,
             name=args.function_name,
             role=self.role.arn,
             runtime=config.runtime,
             handler=HANDLER,
-            code=args.code,
+            code=code.code,
+            s3_bucket=code.s3_bucket,
+            s3_key=code.s3_key,
             layers=layers,
             architectures=[config.architecture],
             memory_size=config.memory_mb,
@@ -110,7 +116,7 @@ class LambdaModel(pulumi.ComponentResource):
     def _child(self, depends_on: list[pulumi.Resource] | None = None) -> pulumi.ResourceOptions:
         return pulumi.ResourceOptions(parent=self, depends_on=depends_on)
 
-    def _create_role_policy(self, model: pulumi.Archive | S3Model) -> aws.iam.RolePolicy:
+    def _create_role_policy(self, model: Zip | S3Model) -> aws.iam.RolePolicy:
         statements = [policies.write_log_group(self.log_group.arn)]
         if isinstance(model, S3Model):
             statements.append(policies.read_prefix(model.bucket_arn, model.key_prefix))
@@ -123,13 +129,14 @@ class LambdaModel(pulumi.ComponentResource):
             opts=self._child(),
         )
 
-    def _create_model_layer(
-        self, args: LambdaModelArgs, archive: pulumi.Archive
-    ) -> aws.lambda_.LayerVersion:
+    def _create_model_layer(self, args: LambdaModelArgs, zip_: Zip) -> aws.lambda_.LayerVersion:
+        code = args.code_bucket.source(zip_)
         return aws.lambda_.LayerVersion(
             f"{self._name}-model",
             layer_name=f"{args.function_name}-model",
-            code=archive,
+            code=code.code,
+            s3_bucket=code.s3_bucket,
+            s3_key=code.s3_key,
             compatible_runtimes=[args.config.runtime],
             compatible_architectures=[args.config.architecture],
             opts=self._child(),

@@ -1,5 +1,7 @@
 """IAM policy documents. Every statement names its resources: no wildcards for actions,
-and resources only as wide as one log group or one model prefix."""
+and resources only as wide as one log group or one model prefix, with one exception IAM
+imposes: logs:DescribeLogGroups, which supports no resource-level scope (see
+`api_gateway_logging`)."""
 
 from __future__ import annotations
 
@@ -34,3 +36,41 @@ def write_log_group(log_group_arn: pulumi.Input[str]) -> Statement:
 
 def read_prefix(bucket_arn: pulumi.Input[str], prefix: str) -> Statement:
     return allow(["s3:GetObject"], [pulumi.Output.concat(bucket_arn, "/", prefix, "/*")])
+
+
+def api_gateway_logging(log_groups: pulumi.Input[str]) -> list[Statement]:
+    """What API Gateway's account-wide CloudWatch role needs: the actions of AWS's
+    AmazonAPIGatewayPushToCloudWatchLogs policy (API Gateway checks them when the account
+    setting is written), each on the narrowest resource IAM accepts for it.
+
+    `log_groups` is an ARN pattern of the log groups it may write (`...:log-group:<prefix>*`).
+    """
+    streams = pulumi.Output.concat(log_groups, ":log-stream:*")
+    return [
+        allow(
+            [
+                # Creates a group it writes to when it is missing (as for execution
+                # logs); the stack creates its access-log groups, the scope is only those.
+                "logs:CreateLogGroup",
+                # Looks up a group's streams before it writes.
+                "logs:DescribeLogStreams",
+                # Reads a group back: in AWS's policy for this role.
+                "logs:FilterLogEvents",
+            ],
+            [log_groups],
+        ),
+        allow(
+            [
+                # The streams it writes a stage's records into.
+                "logs:CreateLogStream",
+                # The records themselves.
+                "logs:PutLogEvents",
+                # Reads a stream back: in AWS's policy for this role.
+                "logs:GetLogEvents",
+            ],
+            [streams],
+        ),
+        # Finds the destination group. DescribeLogGroups has no resource type in IAM's
+        # Service Authorization Reference: "*" is the only resource it can be granted on.
+        allow(["logs:DescribeLogGroups"], ["*"]),
+    ]

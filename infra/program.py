@@ -83,6 +83,9 @@ def _define_functions(
     if config.api.cors is not None:
         # Lambda proxy responses carry their own headers: the app must add this one.
         environment["CORS_ALLOW_ORIGIN"] = config.api.cors.allow_origin
+    # Zips over Lambda's direct-upload limit go through the artifact bucket, once it is
+    # encrypted and versioned (depending on the store waits for all its resources).
+    code_bucket = bundles.CodeBucket(prefix, store.bucket.id, ready=[store], opts=opts)
     functions = {}
     for model, function in config.lambda_functions:
         bundle = function_bundles[model.name]
@@ -92,16 +95,19 @@ def _define_functions(
             layer_name = (
                 f"{prefix}-runtime-{function.runtime.replace('.', '')}-{function.architecture}"
             )
+            code = code_bucket.source(bundle.runtime_layer)
             runtime_layers[key] = aws.lambda_.LayerVersion(
                 layer_name,
                 layer_name=layer_name,
-                code=bundle.runtime_layer,
+                code=code.code,
+                s3_bucket=code.s3_bucket,
+                s3_key=code.s3_key,
                 compatible_runtimes=[function.runtime],
                 compatible_architectures=[function.architecture],
                 opts=opts,
             )
         artifact = artifacts[model.name]
-        delivery: pulumi.Archive | S3Model
+        delivery: bundles.Zip | S3Model
         if model.delivery == "s3":
             delivery = S3Model(
                 bucket_arn=store.bucket.arn,
@@ -124,6 +130,7 @@ def _define_functions(
                 model_dir=bundles.model_dir(model.name),
                 log_retention_days=config.log_retention_days,
                 environment=environment,
+                code_bucket=code_bucket,
             ),
             opts,
         )
@@ -176,6 +183,7 @@ def _define_gpu_endpoints(
                 model_uri=store.model_uris[model.name],
                 region=config.target.region,
                 pod_role=pod_role,
+                pod_monitor=config.kubernetes.pod_monitor,
             ),
             opts,
         )

@@ -11,7 +11,7 @@ from types import ModuleType
 from pydantic import ValidationError
 
 from infra.errors import StackConfigError
-from stacks.schema import STACK_NAME_PATTERN, StackConfig
+from stacks.schema import STACK_NAME_PATTERN, LocalStackTarget, StackConfig
 
 STACKS_PACKAGE = "stacks"
 # Modules in the stacks package that are not stacks.
@@ -39,6 +39,36 @@ def load_stack(name: str, package: str = STACKS_PACKAGE) -> StackConfig:
             f"stack name {name!r} is not allowed (must match {STACK_NAME_PATTERN}: it becomes "
             "part of AWS and Kubernetes resource names)"
         )
+    stack = _load_file(name, package)
+    if stack.manages_account_logging_role:
+        _check_sole_account_setting_owner(name, stack, package)
+    return stack
+
+
+def _check_sole_account_setting_owner(name: str, stack: StackConfig, package: str) -> None:
+    """API Gateway's CloudWatch role is one setting per account and region, and deleting it
+    resets it: two stacks owning it would overwrite it, and either's destroy would end
+    the other's logging. Refused here, with every stack file read."""
+    where = _account_of(stack)
+    owners = [name] + [
+        other
+        for other in available_stacks(package)
+        if other != name
+        and (config := _load_file(other, package)).manages_account_logging_role
+        and _same_account(where, _account_of(config))
+    ]
+    if len(owners) > 1:
+        raise StackConfigError(
+            f"api.manage_account_logging_role: stacks {', '.join(sorted(owners))} each manage "
+            f"API Gateway's account-wide CloudWatch role, in one account and region "
+            f"({where[1]}); "
+            "set it True in exactly one of them (the others' access logs need that stack "
+            "deployed), or give them disjoint target.allowed_account_ids"
+        )
+
+
+def _load_file(name: str, package: str) -> StackConfig:
+    """`stacks/<name>.py`'s STACK, without the checks across stacks."""
     module_name = f"{package}.{name}"
     try:
         module = importlib.import_module(module_name)
@@ -47,6 +77,26 @@ def load_stack(name: str, package: str = STACKS_PACKAGE) -> StackConfig:
             f"{_where(exc, module_name)}: {describe_validation_error(exc)}"
         ) from exc
     return _stack_of(module, f"{package}/{name}.py")
+
+
+# (LocalStack endpoint or "aws", region, the allowed AWS accounts; None: any account)
+_Account = tuple[str, str, frozenset[str] | None]
+
+
+def _account_of(stack: StackConfig) -> _Account:
+    target = stack.target
+    if isinstance(target, LocalStackTarget):
+        return (target.endpoint.rstrip("/"), target.region, None)
+    accounts = target.allowed_account_ids
+    return ("aws", target.region, frozenset(accounts) if accounts is not None else None)
+
+
+def _same_account(one: _Account, other: _Account) -> bool:
+    """Whether two stacks may deploy into the same account and region: an AWS stack
+    without allowed_account_ids may be in any account."""
+    if one[:2] != other[:2]:
+        return False
+    return one[2] is None or other[2] is None or bool(one[2] & other[2])
 
 
 def describe_validation_error(exc: ValidationError) -> str:

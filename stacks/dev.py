@@ -13,6 +13,7 @@ from stacks.schema import (
     LambdaConfig,
     ModelConfig,
     StackConfig,
+    StateConfig,
 )
 
 _FUNCTION = LambdaConfig(
@@ -23,8 +24,19 @@ _TEXT_FUNCTION = LambdaConfig(
     memory_mb=2048, timeout_s=15, architecture="arm64", reserved_concurrency=10
 )
 
+# Where Pulumi keeps this stack's state, and the KMS key that encrypts its secrets (the
+# API keys): set both before `pulumi up -s dev` (README, "Deploying with Pulumi").
+# Left as None, a deploy stops and names the field.
+# e.g. "s3://<your-state-bucket>/inferstack?region=us-east-1" or "https://api.pulumi.com"
+STATE_BACKEND: str | None = None
+# e.g. "awskms://alias/<your-key-alias>?region=us-east-1"
+SECRETS_PROVIDER: str | None = None
+
 STACK = StackConfig(
-    target=AwsTarget(region="us-east-1"),
+    target=AwsTarget(
+        region="us-east-1",
+        state=StateConfig(backend_url=STATE_BACKEND, secrets_provider=SECRETS_PROVIDER),
+    ),
     models=[
         ModelConfig(name="digits", delivery="layer", lambda_=_FUNCTION),
         ModelConfig(name="digits-int8", delivery="s3", lambda_=_FUNCTION),
@@ -36,6 +48,10 @@ STACK = StackConfig(
         throttle_rate_rps=20,
         throttle_burst=40,
         keys=ApiKeys(clients=["dev-team"]),
+        # prod owns API Gateway's account-wide CloudWatch role in us-east-1: deploy prod
+        # first in a shared account, or set allowed_account_ids on both targets (different
+        # accounts) and let each own its own.
+        manage_account_logging_role=False,
     ),
     log_retention_days=14,
     tags={"env": "dev"},

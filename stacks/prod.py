@@ -1,6 +1,6 @@
 """Production on AWS: warm functions, keys with quotas, and a GPU endpoint on EKS.
 
-Set the three values below to your account's before `pulumi up -s prod`.
+Set the values below to your account's before `pulumi up -s prod`.
 """
 
 from stacks.schema import (
@@ -13,10 +13,12 @@ from stacks.schema import (
     KubernetesConfig,
     LambdaConfig,
     ModelConfig,
+    PodMonitorConfig,
     ProvisionedConcurrency,
     Quota,
     ScheduledScaling,
     StackConfig,
+    StateConfig,
 )
 
 # The GPU model-server image (the GPU issue's Dockerfile), pushed to your registry.
@@ -27,9 +29,23 @@ KUBE_CONTEXT = "inferstack-prod"
 OIDC_PROVIDER_ARN = (
     "arn:aws:iam::123456789012:oidc-provider/oidc.eks.us-east-1.amazonaws.com/id/EXAMPLE"
 )
+# The Helm release of the cluster's kube-prometheus-stack: its Prometheus scrapes the
+# PodMonitors labelled `release: <this>`, and prometheus-adapter serves the HPA's metric.
+PROMETHEUS_RELEASE = "kube-prometheus-stack"
+
+# Where Pulumi keeps this stack's state, and the KMS key that encrypts its secrets (the
+# API keys): set both before `pulumi up -s prod` (README, "Deploying with Pulumi").
+# Left as None, a deploy stops and names the field.
+# e.g. "s3://<your-state-bucket>/inferstack?region=us-east-1" or "https://api.pulumi.com"
+STATE_BACKEND: str | None = None
+# e.g. "awskms://alias/<your-key-alias>?region=us-east-1"
+SECRETS_PROVIDER: str | None = None
 
 STACK = StackConfig(
-    target=AwsTarget(region="us-east-1"),
+    target=AwsTarget(
+        region="us-east-1",
+        state=StateConfig(backend_url=STATE_BACKEND, secrets_provider=SECRETS_PROVIDER),
+    ),
     models=[
         ModelConfig(
             name="digits",
@@ -90,8 +106,15 @@ STACK = StackConfig(
         throttle_burst=1000,
         keys=ApiKeys(clients=["web", "batch"], quota=Quota(limit=1_000_000, period="MONTH")),
         cors=Cors(allow_origin="https://app.example.com"),
+        # This stack owns API Gateway's account-wide CloudWatch role in its region (dev
+        # does not): destroying prod resets it, and other stacks' access logs need it.
+        manage_account_logging_role=True,
     ),
-    kubernetes=KubernetesConfig(context=KUBE_CONTEXT, oidc_provider_arn=OIDC_PROVIDER_ARN),
+    kubernetes=KubernetesConfig(
+        context=KUBE_CONTEXT,
+        oidc_provider_arn=OIDC_PROVIDER_ARN,
+        pod_monitor=PodMonitorConfig(labels={"release": PROMETHEUS_RELEASE}),
+    ),
     log_retention_days=90,
     tags={"env": "prod"},
 )

@@ -137,6 +137,69 @@ class LocalStackTarget(BaseModel):
     region: str = "us-east-1"
 
 
+# Pulumi state backends allowed for an AWS stack; a local file only when asked for.
+STATE_BACKENDS = ("s3://<bucket>/<prefix>?region=<region>", "https://api.pulumi.com")
+# Secrets providers for an AWS stack's secrets (its API keys): a KMS key, Pulumi Cloud's
+# own ("default"), or a passphrase the deployer supplies (never generated for AWS).
+SECRETS_PROVIDERS = ("awskms://alias/<name>?region=<region>", "default", "passphrase")
+
+
+def _backend_url(value: str | None) -> str | None:
+    if value is None or value.startswith("file://"):
+        return value  # file:// is checked with allow_local_state below
+    if re.fullmatch(r"s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[^?\s]*)?(\?\S*)?", value) or (
+        re.fullmatch(r"https://[^/\s]+/?", value)
+    ):
+        return value
+    raise PydanticCustomError(
+        "not_allowed",
+        "{value} is not an allowed state backend; allowed {allowed}",
+        {"value": repr(value), "allowed": ", ".join(STATE_BACKENDS)},
+    )
+
+
+def _secrets_provider(value: str | None) -> str | None:
+    if value is None or value in ("default", "passphrase") or value.startswith("awskms://"):
+        return value
+    raise PydanticCustomError(
+        "not_allowed",
+        "{value} is not an allowed secrets provider; allowed {allowed}",
+        {"value": repr(value), "allowed": ", ".join(SECRETS_PROVIDERS)},
+    )
+
+
+class StateConfig(BaseModel):
+    """Where Pulumi keeps an AWS stack's state, and what encrypts the stack's secrets.
+
+    None means not set yet: the stack still loads (and evaluates under mocks), but a
+    deploy refuses it and names the field (infra/automation.py).
+    """
+
+    model_config = _config("target.state")
+
+    backend_url: Annotated[str | None, AfterValidator(_backend_url)] = None
+    secrets_provider: Annotated[str | None, AfterValidator(_secrets_provider)] = None
+    # A file backend keeps the only copy of the state on one machine: for an AWS stack
+    # only when asked for explicitly (e.g. a throwaway acceptance stack).
+    allow_local_state: bool = False
+
+    @model_validator(mode="after")
+    def _local_state_explicit(self) -> StateConfig:
+        url = self.backend_url or ""
+        if url.startswith("file://") and not self.allow_local_state:
+            raise _fail(
+                f"target.state.backend_url {url!r} is a local file backend: the stack's only "
+                f"state would live on this machine; allowed {', '.join(STATE_BACKENDS)} "
+                "(or set target.state.allow_local_state=True)"
+            )
+        if self.secrets_provider == "default" and not url.startswith("https://"):
+            raise _fail(
+                "target.state.secrets_provider 'default' is Pulumi Cloud's and needs an "
+                "https:// backend_url; allowed with this backend: awskms://..., passphrase"
+            )
+        return self
+
+
 class AwsTarget(BaseModel):
     model_config = _config("target")
 
@@ -148,6 +211,8 @@ class AwsTarget(BaseModel):
     allowed_account_ids: (
         list[Annotated[str, AfterValidator(_matches(r"^\d{12}$", "AWS account id"))]] | None
     ) = None
+    # Pulumi's state backend and secrets provider for this stack: a deploy needs both.
+    state: StateConfig = StateConfig()
 
 
 # --- the artifact bucket -------------------------------------------------------------
@@ -276,7 +341,13 @@ class GpuConfig(BaseModel):
     # The container built by the GPU issue's Dockerfile; pinned by tag or digest.
     image: str
     gpus_per_replica: Annotated[int, _in_range(1, 8)] = 1
-    node_selector: dict[str, str] = {"nvidia.com/gpu.present": "true"}
+    # Empty by default: the `nvidia.com/gpu` request alone places pods on nodes whose device
+    # plugin advertises GPUs, which every EKS GPU node group does. Narrow it with a label
+    # your nodes carry: `nvidia.com/gpu.present: "true"` (GPU Feature Discovery / the GPU
+    # Operator), `eks.amazonaws.com/nodegroup: <name>` (an EKS managed node group) or
+    # `karpenter.k8s.aws/instance-gpu-count: "1"` (Karpenter).
+    node_selector: dict[str, str] = {}
+    # Tolerated, not required: pods still schedule on GPU nodes without this taint.
     tolerations: list[Toleration] = [Toleration(key="nvidia.com/gpu", effect="NoSchedule")]
     min_replicas: Annotated[int, _in_range(1, 1000)] = 1
     max_replicas: Annotated[int, _in_range(1, 1000)] = 4
@@ -313,6 +384,19 @@ class GpuConfig(BaseModel):
         return self
 
 
+class PodMonitorConfig(BaseModel):
+    """A PodMonitor (monitoring.coreos.com/v1) for each GPU endpoint's pods: the Prometheus
+    Operator (e.g. kube-prometheus-stack) discovers scrape targets through PodMonitor and
+    ServiceMonitor objects, not through the pods' `prometheus.io/*` annotations."""
+
+    model_config = _config("kubernetes.pod_monitor")
+
+    # Labels the Prometheus resource's podMonitorSelector matches: kube-prometheus-stack
+    # selects `release: <its Helm release name>` unless its values set
+    # prometheus.prometheusSpec.podMonitorSelectorNilUsesHelmValues to false.
+    labels: dict[str, str] = {}
+
+
 class KubernetesConfig(BaseModel):
     model_config = _config("kubernetes")
 
@@ -329,6 +413,9 @@ class KubernetesConfig(BaseModel):
         ]
         | None
     ) = None
+    # Declare a PodMonitor per GPU endpoint (the cluster runs the Prometheus Operator);
+    # None: the pods' `prometheus.io/*` annotations are all a scraper gets.
+    pod_monitor: PodMonitorConfig | None = None
 
 
 # --- models and the API --------------------------------------------------------------
@@ -407,8 +494,10 @@ class ApiConfig(BaseModel):
     # None means the first model served by Lambda.
     default_model: ModelName | None = None
     access_logs: bool = True
-    # API Gateway needs one account-wide (per region) IAM role to write logs. Leave this on
-    # unless another stack in the same account and region already manages that role.
+    # API Gateway writes logs with one account-wide (per region) IAM role, a setting that
+    # deleting resets: exactly one stack per account and region may own it (two stack
+    # files claiming it are refused). The other stacks' access logs need the owner
+    # deployed first.
     manage_account_logging_role: bool = True
 
 
@@ -451,6 +540,13 @@ class StackConfig(BaseModel):
                 f"models[{gpu[0]}].gpu needs the stack's kubernetes settings (kubeconfig, context)"
             )
         return self
+
+    @property
+    def manages_account_logging_role(self) -> bool:
+        """Whether this stack declares API Gateway's account setting (its CloudWatch role)."""
+        return bool(
+            self.lambda_models and self.api.access_logs and self.api.manage_account_logging_role
+        )
 
     @property
     def lambda_models(self) -> list[ModelConfig]:

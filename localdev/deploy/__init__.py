@@ -1,7 +1,7 @@
-"""Deploying stacks: `up`, `down` and `status` with the in-process engine (LocalStack,
+"""Deploying stacks: `up`, `down`, `status` and `preview` with the in-process engine (LocalStack,
 no Pulumi CLI needed), or through the Pulumi CLI's Automation API where it is installed."""
 
-from localdev.deploy.engine import StackStatus, Summary, down, status, up
+from localdev.deploy.engine import StackStatus, Summary, down, preview, status, up
 from localdev.errors import DeployError, EndpointDownError, NotLocalStackError
 
 __all__ = [
@@ -11,6 +11,7 @@ __all__ = [
     "StackStatus",
     "Summary",
     "down",
+    "preview",
     "status",
     "up",
 ]

@@ -4,7 +4,8 @@
 a mock whose `new_resource` creates, updates or replaces the resource on the stack's
 LocalStack endpoints with boto3 and answers with the real ids, ARNs and URLs, so that the
 resources registered after it (Pulumi registers in dependency order as inputs resolve)
-get real values. A state file remembers what exists; `down` deletes it all.
+get real values. A state file remembers what exists; `down` deletes it all. `preview`
+runs the same decisions and realizes nothing.
 
 This engine exists for LocalStack, on machines without the Pulumi CLI. Real AWS goes
 through Pulumi (infra/automation.py).
@@ -12,6 +13,7 @@ through Pulumi (infra/automation.py).
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -25,7 +27,14 @@ from botocore.exceptions import ConnectionError as EndpointUnreachableError
 from pulumi.runtime.mocks import MockCallArgs, MockResourceArgs, Mocks
 
 from infra.errors import InfraError
-from infra.evaluate import Registration, current_registration, evaluate, unwrap_secrets
+from infra.evaluate import (
+    Options,
+    Registration,
+    current_registration,
+    evaluate,
+    placeholder_outputs,
+    unwrap_secrets,
+)
 from layers.package import project_root
 from localdev.deploy.assets import canonical, fingerprint, is_unknown
 from localdev.deploy.aws import Clients, ProviderConfig, error_code, reachable
@@ -37,13 +46,15 @@ from stacks.schema import LocalStackTarget, StackConfig
 
 ROOT = project_root()
 
-Action = Literal["create", "update", "replace", "delete", "same"]
+Action = Literal["create", "update", "replace", "delete", "retain", "same"]
 Echo = Callable[[str], None]
 _VERB: dict[Action, str] = {
     "create": "created",
     "update": "updated",
     "replace": "replaced",
     "delete": "deleted",
+    # Dropped from the state, left in the cloud (the `retain_on_delete` option).
+    "retain": "retained",
     "same": "unchanged",
 }
 
@@ -54,12 +65,14 @@ class Change:
     type: str
     name: str
     seconds: float = 0.0
+    # Why (which inputs changed, what forced a replacement); "" when unchanged.
+    reason: str = ""
 
 
 @dataclass(frozen=True)
 class Summary:
     stack: str
-    operation: Literal["up", "down"]
+    operation: Literal["up", "down", "preview"]
     changes: tuple[Change, ...]
     not_emulated: tuple[NotEmulated, ...]
     outputs: dict[str, Any]
@@ -125,32 +138,35 @@ def up(
             f"LocalStack is not answering at {endpoint}; start it with "
             "`inferstack localstack start`"
         )
-    path = state_path(root, stack)
+    return deploy(stack, lambda: define_stack(config, stack, root), state_path(root, stack), echo)
+
+
+def deploy(
+    stack: str,
+    program: Callable[[], Mapping[str, Any]],
+    path: Path,
+    echo: Echo | None = None,
+) -> Summary:
+    """Realize what `program` declares, against the state at `path` (the body of `up`)."""
     started = time.monotonic()
     with locked(path):
         previous = StackState.load(path, stack)
-        cloud = _Cloud(previous, echo)
+        cloud = _Cloud(previous, path, echo)
         failure: BaseException | None = None
         outputs: dict[str, Any] = {}
         try:
-            outputs = evaluate(lambda: define_stack(config, stack, root), stack, cloud).outputs
+            outputs = evaluate(program, stack, cloud).outputs
         except BaseException as exc:
             failure = exc
         cloud.wait_idle()
         failure = cloud.error or failure
-        visited = {resource.urn for resource in cloud.current}
-        stale = [resource for resource in previous.resources if resource.urn not in visited]
+        stale = cloud.unvisited()
         providers = {**previous.providers, **cloud.providers}
+        if failure is None:
+            failure = _protected(stale, "it is no longer in the program")
         if failure is not None:
             # Keep everything that may exist; the next `up` (or `down`) carries on from here.
-            StackState(
-                stack,
-                resources=cloud.current + stale,
-                providers=providers,
-                outputs=previous.outputs,
-                not_emulated=cloud.not_emulated,
-                pending_deletes=cloud.doomed + previous.pending_deletes,
-            ).save(path)
+            cloud.checkpoint()
             if isinstance(failure, DeployError) or not isinstance(failure, Exception):
                 raise failure  # ours, or Ctrl-C and the like
             raise DeployError(f"stack {stack!r}: {failure}") from failure
@@ -175,6 +191,63 @@ def up(
     )
 
 
+def preview(stack: str, *, config: StackConfig | None = None, root: Path = ROOT) -> Summary:
+    """What `up` would create, update, replace, delete or retain, and why, changing
+    nothing: the program runs against the state, and LocalStack is only read (does each
+    resource still exist). What a created or replaced resource will compute (its ARN, a
+    new version) is not known yet: its dependents see stand-in values, as Pulumi's own
+    preview shows them "computed"."""
+    from infra.program import define_stack
+    from infra.stack_loader import load_stack
+
+    config = config or load_stack(stack)
+    endpoint = localstack_endpoint(config)
+    if not reachable(endpoint):
+        raise EndpointDownError(
+            f"LocalStack is not answering at {endpoint}; start it with "
+            "`inferstack localstack start`"
+        )
+    return plan(stack, lambda: define_stack(config, stack, root), state_path(root, stack))
+
+
+def plan(stack: str, program: Callable[[], Mapping[str, Any]], path: Path) -> Summary:
+    """What `deploy` of `program` against the state at `path` would do (the body of
+    `preview`); writes nothing."""
+    started = time.monotonic()
+    previous = StackState.load(path, stack)
+    cloud = _Cloud(previous, path, None, plan_only=True)
+    failure: BaseException | None = None
+    try:
+        evaluate(program, stack, cloud)
+    except Exception as exc:
+        failure = exc
+    cloud.wait_idle()
+    failure = cloud.error or failure
+    if failure is not None:
+        if isinstance(failure, DeployError):
+            raise failure
+        raise DeployError(f"stack {stack!r}: {failure}") from failure
+    stale = cloud.unvisited()
+    refused = _protected(stale, "it is no longer in the program")
+    if refused is not None:
+        raise refused
+    removed = [(r, "no longer in the program") for r in stale] + [
+        (r, "an earlier delete of it failed") for r in previous.pending_deletes
+    ]
+    deletes = [
+        Change("retain" if r.retain_on_delete else "delete", r.type, r.name, reason=why)
+        for r, why in removed
+    ]
+    return Summary(
+        stack,
+        "preview",
+        (*cloud.changes, *deletes),
+        tuple(cloud.not_emulated),
+        {},
+        time.monotonic() - started,
+    )
+
+
 def down(stack: str, *, root: Path = ROOT, echo: Echo | None = None) -> Summary:
     """Delete everything `up` created for `stack`, in reverse dependency order. Safe to
     re-run: what is already gone counts as deleted."""
@@ -186,6 +259,9 @@ def down(stack: str, *, root: Path = ROOT, echo: Echo | None = None) -> Summary:
         if state.empty:
             path.unlink(missing_ok=True)
             return Summary(stack, "down", (), (), {}, time.monotonic() - started)
+        refused = _protected(state.resources, "`down` deletes every resource of the stack")
+        if refused is not None:
+            raise refused
         for config in state.providers.values():
             endpoint = ProviderConfig.from_json(config).endpoint
             if not reachable(endpoint):
@@ -272,7 +348,14 @@ def localstack_endpoint(config: StackConfig) -> str:
 class _Cloud(Mocks):
     """Answers each registration by realizing the resource on LocalStack."""
 
-    def __init__(self, previous: StackState, echo: Echo | None) -> None:
+    def __init__(
+        self, previous: StackState, path: Path, echo: Echo | None, *, plan_only: bool = False
+    ) -> None:
+        # plan_only: decide what each resource needs and write nothing (`preview`).
+        self._plan_only = plan_only
+        self._planned_urns: set[str] = set()
+        self._state = previous
+        self._path = path
         self._previous = {resource.urn: resource for resource in previous.resources}
         self._echo = echo
         self._lock = threading.Condition()
@@ -337,16 +420,24 @@ class _Cloud(Mocks):
         clients = self._clients.get(provider)
         if clients is None:
             raise DeployError("it has no AWS provider of this stack (every resource needs one)")
+        options = registration.options
+        _check_options(options)
+        old = self._previous.get(registration.urn)
+        if old is not None and old.type == args.typ:
+            inputs = _keep_ignored(inputs, old, options.ignore_changes)
         _check_supported(realizer, inputs)
         tags = {**clients.config.default_tags, **(inputs.get("tags") or {})}
         canon = canonical({key: value for key, value in inputs.items() if key != "tags"})
         if realizer.taggable:
             canon["tagsAll"] = tags
         digest = fingerprint(canon)
-        old = self._previous.get(registration.urn)
         context = Context(clients, args.name, tags if realizer.taggable else {})
+        decided = _plan(realizer, context, canon, digest, old, options)
+        if self._plan_only:
+            return self._planned(registration.urn, args, inputs, decided, old, clients)
         started = time.monotonic()
-        action, realized = self._apply(realizer, context, Inputs(inputs), canon, digest, old)
+        realized = self._apply(realizer, context, Inputs(inputs), decided, old, options)
+        action = decided.action
         elapsed = time.monotonic() - started
         record = ResourceState(
             urn=registration.urn,
@@ -358,49 +449,137 @@ class _Cloud(Mocks):
             inputs_hash=digest,
             outputs=canonical(realized.outputs),
             dependencies=sorted(registration.dependencies),
+            protect=options.protect,
+            retain_on_delete=options.retain_on_delete,
         )
         with self._lock:
             self.current.append(record)
-            self.changes.append(Change(action, args.typ, args.name, elapsed))
+            self.changes.append(Change(action, args.typ, args.name, elapsed, decided.reason))
             if action != "same" and self._echo is not None:
                 self._echo(f"{action:>7}  {args.name}  ({short_type(args.typ)}, {elapsed:.1f} s)")
+            self._save()
         return realized.id, {**inputs, **realized.outputs}
+
+    def _planned(
+        self,
+        urn: str,
+        args: MockResourceArgs,
+        inputs: dict[str, Any],
+        decided: Plan,
+        old: ResourceState | None,
+        clients: Clients,
+    ) -> tuple[str | None, dict[str, Any]]:
+        """Record what `up` would do; answer with what dependents would see."""
+        with self._lock:
+            self._planned_urns.add(urn)
+            self.changes.append(Change(decided.action, args.typ, args.name, reason=decided.reason))
+        if old is not None and decided.action in ("same", "update"):
+            return old.id, {**inputs, **old.outputs}
+        return placeholder_outputs(args.typ, args.name, inputs, clients.config.region)
+
+    def unvisited(self) -> list[ResourceState]:
+        """The previous state's resources this run has not (yet) realized."""
+        with self._lock:
+            visited = {resource.urn for resource in self.current} | self._planned_urns
+        return [resource for resource in self._state.resources if resource.urn not in visited]
+
+    def checkpoint(self) -> None:
+        """Save everything that may exist now, so that a run stopped at any point (an
+        error, Ctrl-C, a kill) leaves state the next `up` or `down` carries on from."""
+        with self._lock:
+            self._save()
+
+    def _save(self) -> None:
+        # Under self._lock.
+        visited = {resource.urn for resource in self.current}
+        StackState(
+            self._state.stack,
+            resources=self.current
+            + [resource for resource in self._state.resources if resource.urn not in visited],
+            providers={**self._state.providers, **self.providers},
+            outputs=self._state.outputs,
+            not_emulated=self.not_emulated,
+            pending_deletes=self.doomed + self._state.pending_deletes,
+        ).save(self._path)
 
     def _apply(
         self,
         realizer: Realizer,
         context: Context,
         inputs: Inputs,
-        canon: dict[str, Any],
-        digest: str,
+        decided: Plan,
         old: ResourceState | None,
-    ) -> tuple[Action, Realized]:
+        options: Options,
+    ) -> Realized:
         if old is None or old.type != realizer.type:
+            created = realizer.create(context, inputs)
             if old is not None:
-                self._doom(old)
-            return "create", realizer.create(context, inputs)
-        recreate = _context(context.clients, old, name=context.name, tags=context.tags)
-        if old.inputs_hash == digest:
-            if realizer.exists(context, old):
-                return "same", Realized(old.id, old.outputs)
-            # Gone (LocalStack restarted, or deleted by hand): the same resource again.
-            return "create", realizer.create(recreate, inputs)
-        changed = {
-            key for key in set(old.inputs) | set(canon) if old.inputs.get(key) != canon.get(key)
-        }
-        if realizer.replace_on is None or changed & realizer.replace_on:
-            if realizer.delete_before_replace:
-                realizer.delete(context, old)
-            else:
-                self._doom(old)
-            return "replace", realizer.create(context, inputs)
-        if not realizer.exists(context, old):
-            return "create", realizer.create(recreate, inputs)
-        return "update", realizer.update(context, inputs, old, changed)
+                self._doom(old, options)
+            return created
+        if decided.action == "same":
+            return Realized(old.id, old.outputs)
+        if decided.action == "create":
+            # Gone (LocalStack restarted, or deleted by hand): the same resource again,
+            # under its old physical name.
+            recreate = _context(context.clients, old, name=context.name, tags=context.tags)
+            return realizer.create(recreate, inputs)
+        if decided.action == "replace":
+            first = options.delete_before_replace
+            if first if first is not None else realizer.delete_before_replace:
+                if not options.retain_on_delete:
+                    realizer.delete(context, old)
+                return realizer.create(context, inputs)
+            # Doomed only once its successor exists: if the create fails, `old` stays.
+            created = realizer.create(context, inputs)
+            self._doom(old, options)
+            return created
+        return realizer.update(context, inputs, old, set(decided.changed))
 
-    def _doom(self, old: ResourceState) -> None:
+    def _doom(self, old: ResourceState, options: Options) -> None:
+        """`old` is deleted at the end of the run (or, retained, dropped from the state)."""
         with self._lock:
-            self.doomed.append(old)
+            self.doomed.append(
+                dataclasses.replace(old, protect=False, retain_on_delete=options.retain_on_delete)
+            )
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a resource needs: the action, why, and which inputs changed."""
+
+    action: Action
+    reason: str = ""
+    changed: frozenset[str] = frozenset()
+
+
+def _plan(
+    realizer: Realizer,
+    context: Context,
+    canon: dict[str, Any],
+    digest: str,
+    old: ResourceState | None,
+    options: Options,
+) -> Plan:
+    """Decide, reading the cloud at most (does `old` still exist), what `up` does."""
+    if old is None:
+        return Plan("create", "new")
+    if old.type != realizer.type:
+        _refuse_if_protected(options, "its type changed")
+        return Plan("create", f"its type changed (was {short_type(old.type)})")
+    if old.inputs_hash == digest:
+        if realizer.exists(context, old):
+            return Plan("same")
+        return Plan("create", "it is gone from LocalStack")
+    changed = frozenset(
+        key for key in set(old.inputs) | set(canon) if old.inputs.get(key) != canon.get(key)
+    )
+    forcing = _forces_replacement(realizer, changed, options)
+    if forcing is not None:
+        _refuse_if_protected(options, f"replacing it ({forcing}) deletes it")
+        return Plan("replace", forcing, changed)
+    if not realizer.exists(context, old):
+        return Plan("create", "it is gone from LocalStack", changed)
+    return Plan("update", f"{', '.join(sorted(changed))} changed", changed)
 
 
 def _context(
@@ -420,6 +599,76 @@ def _context(
         name or old.name,
         tags if tags is not None else dict(old.inputs.get("tagsAll") or {}),
         reuse_name=str(reuse) if reuse else None,
+    )
+
+
+def _check_options(options: Options) -> None:
+    """Refuse the resource options the engine does not honour, naming them."""
+    # Secret outputs change only how Pulumi stores and shows values (pulumi-aws marks an
+    # API key's value so); this engine's state is a local plaintext file, for LocalStack.
+    refused = [f"`{name}`" for name in options.others if name != "additionalSecretOutputs"]
+    for option, paths in (
+        ("ignore_changes", options.ignore_changes),
+        ("replace_on_changes", options.replace_on_changes),
+    ):
+        # Top-level inputs only: nested paths and `tags` (merged with the provider's
+        # default tags) would need the provider's diff.
+        nested = [p for p in paths if p == "tags" or not (p.isidentifier() or p == "*")]
+        if nested:
+            refused.append(f"`{option}` on {', '.join(nested)}")
+        if option == "ignore_changes" and "*" in paths:
+            refused.append("`ignore_changes` on *")
+    if refused:
+        raise DeployError(
+            f"resource option(s) {'; '.join(refused)} are not honoured by the in-process "
+            "engine; remove them or deploy with the Pulumi CLI"
+        )
+
+
+def _keep_ignored(
+    inputs: dict[str, Any], old: ResourceState, ignored: tuple[str, ...]
+) -> dict[str, Any]:
+    """`ignore_changes`: the listed inputs keep the value the resource has in the state
+    (so they neither update nor replace it)."""
+    if not ignored:
+        return inputs
+    kept = {key: value for key, value in inputs.items() if key not in ignored}
+    kept.update({key: old.inputs[key] for key in ignored if key in old.inputs})
+    return kept
+
+
+def _forces_replacement(
+    realizer: Realizer, changed: frozenset[str], options: Options
+) -> str | None:
+    """Why the change needs a new physical resource (None: it updates in place)."""
+    if realizer.replace_on is None:
+        return f"{', '.join(sorted(changed))} changed; {short_type(realizer.type)} has no update"
+    forced = changed & realizer.replace_on
+    if forced:
+        return f"{', '.join(sorted(forced))} changed"
+    wanted = set(options.replace_on_changes)
+    forced = changed if "*" in wanted else changed & wanted
+    if forced:
+        return f"{', '.join(sorted(forced))} changed; replace_on_changes"
+    return None
+
+
+def _refuse_if_protected(options: Options, why: str) -> None:
+    if options.protect:
+        raise DeployError(
+            f"it is protected (the `protect` resource option) and {why}; remove `protect` "
+            "from the program and run `up` first"
+        )
+
+
+def _protected(resources: list[ResourceState], why: str) -> DeployError | None:
+    """The error refusing to delete the protected ones among `resources` (None: none)."""
+    names = [f"{short_type(r.type)} {r.name}" for r in resources if r.protect]
+    if not names:
+        return None
+    return DeployError(
+        f"cannot delete {', '.join(names)}: protected by the `protect` resource option, and "
+        f"{why}; remove `protect` from the program and run `up` first"
     )
 
 
@@ -464,6 +713,11 @@ def _delete_all(
         if container in owned:
             # Deleted with its container (a REST API, a function, an emptied bucket, ...).
             riders.setdefault(container, []).append(resource)
+        elif resource.retain_on_delete:
+            changes.append(Change("retain", resource.type, resource.name))
+            if echo is not None:
+                echo(f"{'retain':>7}  {resource.name}  ({short_type(resource.type)})")
+            continue
         else:
             try:
                 realizer.delete(_context(clients[resource.provider], resource), resource)

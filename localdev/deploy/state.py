@@ -3,7 +3,8 @@
 One entry per realized resource (type, name, URN, physical id, its inputs as a canonical
 JSON value and their hash, the outputs the cloud computed, the URNs it depends on), the
 providers' settings (so `down` needs no program run), the stack outputs, and old physical
-resources whose deletion has not succeeded yet. Written atomically.
+resources whose deletion has not succeeded yet. Written atomically, after every realized
+resource (so an interrupted `up` loses nothing it finished).
 """
 
 from __future__ import annotations
@@ -33,6 +34,10 @@ class ResourceState:
     inputs_hash: str
     outputs: dict[str, Any]
     dependencies: list[str] = field(default_factory=list)
+    # Resource options: `down` (or a replacement) refuses to delete a protected resource,
+    # and drops a retained one from the state without deleting it.
+    protect: bool = False
+    retain_on_delete: bool = False
 
 
 @dataclass
@@ -76,13 +81,21 @@ class StackState:
             ) from exc
 
     def save(self, path: Path) -> None:
+        """Write the state so that a reader (or a crash) sees the old file or the new one,
+        never a mix: a temporary file in the same directory, flushed to disk, renamed."""
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_name(f".{path.name}.partial")
-        partial.write_text(
-            json.dumps({"version": VERSION, **asdict(self)}, indent=1, sort_keys=True) + "\n",
-            encoding="utf-8",
-        )
+        text = json.dumps({"version": VERSION, **asdict(self)}, indent=1, sort_keys=True)
+        with open(partial, "w", encoding="utf-8") as handle:
+            handle.write(text + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
         os.replace(partial, path)
+        directory = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)  # the rename itself survives a crash
+        finally:
+            os.close(directory)
 
     @property
     def empty(self) -> bool:

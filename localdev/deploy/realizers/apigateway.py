@@ -4,13 +4,15 @@ responses, throttling, and API keys with their usage plan.
 Every type but two is one create (or PUT) call, one get and one delete: a `Description`
 (method settings are a PATCH of their stage). The REST API, a method and an API key add
 a hand-written update by PATCH (a method is not deleted and put again: that would
-delete its integration). Hand-written whole are the stage (created by two calls,
-updated by PATCH) and the account settings (a per-region singleton, never created or
-deleted).
+delete its integration); a REST API declared from an OpenAPI `body` is put whole after
+it is created and whenever the body changes, as the provider does. Hand-written whole
+are the stage (created by two calls, updated by PATCH) and the account settings (a
+per-region singleton: written on create, reset on delete as pulumi-aws v7 does).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -161,7 +163,14 @@ REST_API = Description(
     type="aws:apigateway/restApi:RestApi",
     service="apigateway",
     supported=frozenset(
-        {"name", "description", "endpointConfiguration", "binaryMediaTypes", "apiKeySource"}
+        {
+            "name",
+            "description",
+            "endpointConfiguration",
+            "binaryMediaTypes",
+            "apiKeySource",
+            "body",
+        }
     ),
     create="create_rest_api",
     create_args=_rest_api_args,
@@ -177,13 +186,41 @@ REST_API = Description(
 )
 
 
+# The OpenAPI extension holding a REST API's gateway responses.
+_GATEWAY_RESPONSES = "x-amazon-apigateway-gateway-responses"
+
+
 class RestApi(Described):
-    """Created, read and deleted as described; updated by PATCH (tags by ARN)."""
+    """Created, read and deleted as described; updated by PATCH (tags by ARN). With a
+    `body`, the OpenAPI document is put whole (mode overwrite, the provider's default)
+    after the create and on every change of it, and the API's own inputs are written
+    again over what the document set, as the provider does."""
+
+    def create(self, ctx: Context, inputs: Inputs) -> Realized:
+        created = super().create(ctx, inputs)
+        body = inputs.opt_text("body")
+        if body is None:
+            return created
+        gateway = ctx.clients("apigateway")
+        _put_body(gateway, created.id, body)
+        self._reconcile(gateway, created.id, inputs, str(created.outputs["name"]))
+        return Realized(
+            created.id, _rest_api_outputs(ctx, gateway.get_rest_api(restApiId=created.id))
+        )
 
     def update(
         self, ctx: Context, inputs: Inputs, old: ResourceState, changed: set[str]
     ) -> Realized:
         gateway = ctx.clients("apigateway")
+        if "body" in changed:
+            body = inputs.opt_text("body")
+            if body is None:
+                raise DeployError(
+                    f"{ctx.name}: removing a REST API's body is not realized by the "
+                    "in-process engine; replace the REST API instead"
+                )
+            _put_body(gateway, old.id, body)
+            self._reconcile(gateway, old.id, inputs, str(old.outputs["name"]))
         operations = []
         if "name" in changed and inputs.opt_text("name"):
             operations.append(_replace("/name", inputs.text("name")))
@@ -198,6 +235,49 @@ class RestApi(Described):
         if "tagsAll" in changed:
             _retag(gateway, str(old.outputs["arn"]), old, ctx.tags)
         return Realized(old.id, _rest_api_outputs(ctx, gateway.get_rest_api(restApiId=old.id)))
+
+    def _reconcile(self, gateway: Any, api_id: str, inputs: Inputs, name: str) -> None:
+        """The resource's own name, description and key source win over the document's."""
+        current = gateway.get_rest_api(restApiId=api_id)
+        wanted = {
+            "/name": inputs.opt_text("name") or name,
+            "/description": inputs.opt_text("description"),
+            "/apiKeySource": inputs.opt_text("apiKeySource"),
+        }
+        operations = [
+            _replace(path, value)
+            for path, value in wanted.items()
+            if value is not None and current.get(path.lstrip("/")) != value
+        ]
+        if operations:
+            gateway.update_rest_api(restApiId=api_id, patchOperations=operations)
+
+
+def _put_body(gateway: Any, api_id: str, body: str) -> None:
+    """PutRestApi in overwrite mode, then the document's gateway responses: AWS imports
+    them with the routes; LocalStack community's import skips that extension, so they are
+    put one by one (and the ones the document no longer has are reset to the default)."""
+    gateway.put_rest_api(restApiId=api_id, mode="overwrite", body=body.encode())
+    try:
+        responses = json.loads(body).get(_GATEWAY_RESPONSES) or {}
+    except (ValueError, AttributeError) as exc:
+        raise DeployError(
+            "REST API body is not a JSON OpenAPI document (the in-process engine reads "
+            f"JSON only): {exc}"
+        ) from exc
+    existing = gateway.get_gateway_responses(restApiId=api_id, limit=500)["items"]
+    for response in existing:
+        kind = response["responseType"]
+        if not response.get("defaultResponse", False) and kind not in responses:
+            gateway.delete_gateway_response(restApiId=api_id, responseType=kind)
+    for kind, response in responses.items():
+        gateway.put_gateway_response(
+            restApiId=api_id,
+            responseType=kind,
+            responseParameters=_strings(response.get("responseParameters") or {}),
+            responseTemplates=_strings(response.get("responseTemplates") or {}),
+            **optional(statusCode=response.get("statusCode") and str(response["statusCode"])),
+        )
 
 
 RESOURCE = Description(
@@ -620,7 +700,7 @@ class Account(Realizer):
     """The account-wide (per region) API Gateway settings: one CloudWatch role."""
 
     type = "aws:apigateway/account:Account"
-    supported = frozenset({"cloudwatchRoleArn", "resetOnDelete"})
+    supported = frozenset({"cloudwatchRoleArn"})
     replace_on = frozenset()
 
     def create(self, ctx: Context, inputs: Inputs) -> Realized:
@@ -641,11 +721,11 @@ class Account(Realizer):
         return self.create(ctx, inputs)
 
     def delete(self, ctx: Context, old: ResourceState) -> None:
-        # Like the provider: the setting stays unless reset_on_delete asks otherwise.
-        if old.inputs.get("resetOnDelete"):
-            ctx.clients("apigateway").update_account(
-                patchOperations=[_replace("/cloudwatchRoleArn", "")]
-            )
+        # As pulumi-aws v7: deleting the setting resets the account's CloudWatch role,
+        # whichever stack wrote it last (hence one owner per account and region).
+        ctx.clients("apigateway").update_account(
+            patchOperations=[_replace("/cloudwatchRoleArn", "")]
+        )
 
     def exists(self, ctx: Context, old: ResourceState) -> bool:
         account = ctx.clients("apigateway").get_account()

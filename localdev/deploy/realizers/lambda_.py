@@ -42,11 +42,16 @@ def _function_key(name: str) -> str:
     return f"lambda:function:{name}"
 
 
-def _archive(inputs: Inputs, key: str) -> bytes:
-    archive = inputs.raw(key)
+def _code(inputs: Inputs) -> dict[str, Any]:
+    """A function's or layer's code as Lambda's API takes it: the zip itself, or (a zip
+    over the direct-upload limit) where it was uploaded in S3."""
+    bucket = inputs.opt_text("s3Bucket")
+    if bucket is not None:
+        return {"S3Bucket": bucket, "S3Key": inputs.text("s3Key")}
+    archive = inputs.raw("code")
     if not isinstance(archive, pulumi.Archive):
-        raise DeployError(f"input {key!r} must be an archive (S3 code locations are not realized)")
-    return archive_zip(archive)
+        raise DeployError("input 'code' must be an archive, or s3Bucket/s3Key an S3 location")
+    return {"ZipFile": archive_zip(archive)}
 
 
 def invoke_arn(region: str, function_arn: str) -> str:
@@ -61,6 +66,8 @@ class LayerVersion(Realizer):
         {
             "layerName",
             "code",
+            "s3Bucket",
+            "s3Key",
             "compatibleRuntimes",
             "compatibleArchitectures",
             "description",
@@ -74,7 +81,7 @@ class LayerVersion(Realizer):
     def create(self, ctx: Context, inputs: Inputs) -> Realized:
         layer = ctx.clients("lambda").publish_layer_version(
             LayerName=inputs.text("layerName"),
-            Content={"ZipFile": _archive(inputs, "code")},
+            Content=_code(inputs),
             CompatibleRuntimes=inputs.items("compatibleRuntimes"),
             CompatibleArchitectures=inputs.items("compatibleArchitectures"),
             **optional(
@@ -113,7 +120,7 @@ class LayerVersion(Realizer):
 
 class Function(Realizer):
     type = "aws:lambda/function:Function"
-    _CODE = frozenset({"code", "architectures", "sourceCodeHash"})
+    _CODE = frozenset({"code", "s3Bucket", "s3Key", "architectures", "sourceCodeHash"})
     _CONFIG = frozenset(
         {
             "role",
@@ -138,7 +145,7 @@ class Function(Realizer):
             raise DeployError("only Zip functions are realized (no container images)")
         lam.create_function(
             FunctionName=name,
-            Code={"ZipFile": _archive(inputs, "code")},
+            Code=_code(inputs),
             Architectures=inputs.items("architectures") or ["x86_64"],
             Publish=False,
             Tags=ctx.tags,
@@ -157,7 +164,7 @@ class Function(Realizer):
         if changed & self._CODE:
             lam.update_function_code(
                 FunctionName=name,
-                ZipFile=_archive(inputs, "code"),
+                **_code(inputs),
                 Architectures=inputs.items("architectures") or ["x86_64"],
             )
             self._wait(lam, name, "$LATEST", "LastUpdateStatus", "Successful")

@@ -1,10 +1,12 @@
 """CloudWatch Logs: the functions' and the API's log groups (hand-written: a group that
-already exists is adopted, its retention is a call of its own, and it is found by listing)."""
+already exists is an error, as on AWS; its retention is a call of its own, and it is found
+by listing)."""
 
 from __future__ import annotations
 
 from localdev.deploy.realizers.base import Context, Inputs, Realized, Realizer, gone_ok, optional
 from localdev.deploy.state import ResourceState
+from localdev.errors import DeployError
 
 # What CloudWatch Logs answers for a missing log group.
 MISSING = frozenset({"ResourceNotFoundException"})
@@ -30,11 +32,14 @@ class LogGroup(Realizer):
                     logGroupClass=inputs.opt_text("logGroupClass"),
                 ),
             )
-        except logs.exceptions.ResourceAlreadyExistsException:
-            # A function that logged after its group was deleted (down, then a late
-            # invocation's logs) re-creates it without retention: adopt and fix it.
-            if ctx.tags:
-                logs.tag_resource(resourceArn=self._arn(ctx, name), tags=ctx.tags)
+        except logs.exceptions.ResourceAlreadyExistsException as exc:
+            # As on AWS: a group the stack did not create is not silently adopted (its
+            # retention, KMS key and tags would be someone else's).
+            raise DeployError(
+                f"log group {name} already exists (ResourceAlreadyExistsException); the "
+                "stack does not own it: delete it (`aws logs delete-log-group "
+                f"--log-group-name {name}`) or import it with the Pulumi CLI"
+            ) from exc
         self._retention(ctx, name, inputs)
         return self._realized(ctx, name)
 

@@ -3,47 +3,27 @@
 The prod program runs under Pulumi's mock runtime (`pulumi.runtime.set_mocks`); each
 registered Kubernetes resource's inputs are the manifest pulumi-kubernetes would apply.
 `kubernetes-validate` checks them offline against the upstream OpenAPI schemas of a
-pinned Kubernetes version, in strict mode (unknown fields are errors).
+pinned Kubernetes version, in strict mode (unknown fields are errors). It ships no schema
+for custom resources: the PodMonitor is checked field by field against the pods and
+Service it must match.
 """
 
 from __future__ import annotations
 
-import copy
-from typing import Any
+from collections.abc import Callable
 
 import kubernetes_validate
 import kubernetes_validate.utils
 import pytest
 
-from infra.evaluate import Evaluation, Registered
+from infra.evaluate import Evaluation
+from infra.stack_loader import load_stack
+from stacks.schema import GpuConfig, KubernetesConfig, StackConfig
+from tests.support.kubernetes import kubernetes_objects, manifest, one
 
 KUBERNETES_VERSION = "1.31.0"
-
-
-def manifest(resource: Registered) -> dict[str, Any]:
-    """The object as YAML would hold it: the mock wire format carries every number as a
-    float (protobuf Struct), which a schema's `integer` rejects."""
-
-    def ints(value: Any) -> Any:
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        if isinstance(value, dict):
-            return {key: ints(item) for key, item in value.items()}
-        if isinstance(value, list):
-            return [ints(item) for item in value]
-        return value
-
-    rendered: dict[str, Any] = ints(copy.deepcopy(resource.inputs))
-    return rendered
-
-
-def kubernetes_objects(evaluation: Evaluation) -> list[Registered]:
-    return [r for r in evaluation.resources if r.type.startswith("kubernetes:")]
-
-
-def one(evaluation: Evaluation, type_: str) -> dict[str, Any]:
-    (resource,) = evaluation.of_type(type_)
-    return manifest(resource)
+# Custom resources: kubernetes-validate ships no schema for them (checked field by field).
+CUSTOM_KINDS = {"PodMonitor"}
 
 
 @pytest.fixture(scope="module")
@@ -64,9 +44,11 @@ def test_every_object_validates_against_the_pinned_schema(prod: Evaluation) -> N
         "Service",
         "HorizontalPodAutoscaler",
         "PodDisruptionBudget",
+        *CUSTOM_KINDS,
     }
     for resource in objects:
-        kubernetes_validate.validate(manifest(resource), KUBERNETES_VERSION, strict=True)
+        if resource.inputs["kind"] not in CUSTOM_KINDS:
+            kubernetes_validate.validate(manifest(resource), KUBERNETES_VERSION, strict=True)
 
 
 def test_validation_would_catch_a_malformed_object(prod: Evaluation) -> None:
@@ -83,7 +65,9 @@ def test_deployment_runs_the_model_server_on_gpu_nodes(prod: Evaluation) -> None
     assert container["command"] == ["python", "-m", "model_runtime.server"]
     assert container["resources"]["limits"]["nvidia.com/gpu"] == "1"
     assert container["resources"]["requests"]["nvidia.com/gpu"] == "1"
-    assert pod["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
+    # No node selector by default: the GPU request alone places the pods on nodes whose
+    # device plugin advertises GPUs (a label such as GFD's is not on a plain EKS node).
+    assert "nodeSelector" not in pod
     assert pod["tolerations"] == [
         {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
     ]
@@ -140,3 +124,75 @@ def test_pods_assume_their_own_role_through_the_service_account(prod: Evaluation
     assert account["automountServiceAccountToken"] is False
     deployment = one(prod, "kubernetes:apps/v1:Deployment")
     assert deployment["spec"]["template"]["spec"]["serviceAccountName"] == "digits"
+
+
+@pytest.fixture(scope="module")
+def variant(run_program: Callable[[StackConfig, str], Evaluation]) -> Evaluation:
+    """prod with a node selector on its GPU model and no PodMonitor."""
+    config = load_stack("prod")
+    assert config.kubernetes is not None
+
+    def with_selector(gpu: GpuConfig | None) -> GpuConfig | None:
+        if gpu is None:
+            return None
+        return gpu.model_copy(update={"node_selector": {"eks.amazonaws.com/nodegroup": "gpu"}})
+
+    models = [m.model_copy(update={"gpu": with_selector(m.gpu)}) for m in config.models]
+    kubernetes = config.kubernetes.model_copy(update={"pod_monitor": None})
+    return run_program(
+        config.model_copy(update={"models": models, "kubernetes": kubernetes}), "prod"
+    )
+
+
+def test_a_configured_node_selector_reaches_the_pods(variant: Evaluation) -> None:
+    deployment = one(variant, "kubernetes:apps/v1:Deployment")
+    assert deployment["spec"]["template"]["spec"]["nodeSelector"] == {
+        "eks.amazonaws.com/nodegroup": "gpu"
+    }
+
+
+def test_no_pod_monitor_unless_asked(variant: Evaluation) -> None:
+    assert KubernetesConfig(context="c").pod_monitor is None
+    assert not [o for o in kubernetes_objects(variant) if o.inputs["kind"] in CUSTOM_KINDS]
+
+
+def test_pod_monitor_scrapes_the_pods_metrics_port_and_path(prod: Evaluation) -> None:
+    monitor = one(prod, "kubernetes:monitoring.coreos.com/v1:PodMonitor")
+    deployment = one(prod, "kubernetes:apps/v1:Deployment")
+    template = deployment["spec"]["template"]
+    (container,) = template["spec"]["containers"]
+    service = one(prod, "kubernetes:core/v1:Service")
+    config = load_stack("prod").kubernetes
+    assert config is not None and config.pod_monitor is not None
+
+    assert (monitor["apiVersion"], monitor["kind"]) == ("monitoring.coreos.com/v1", "PodMonitor")
+    assert set(monitor) == {"apiVersion", "kind", "metadata", "spec"}
+    # In the pods' namespace: a PodMonitor without namespaceSelector selects only there.
+    assert monitor["metadata"]["namespace"] == deployment["metadata"]["namespace"]
+    assert set(monitor["spec"]) == {"selector", "podMetricsEndpoints"}
+    # What the Prometheus resource's podMonitorSelector matches (kube-prometheus-stack:
+    # its Helm release).
+    assert config.pod_monitor.labels == {"release": "kube-prometheus-stack"}
+    assert monitor["metadata"]["labels"].items() >= config.pod_monitor.labels.items()
+    # The Deployment's pods, as the Service selects them.
+    assert monitor["spec"]["selector"] == {"matchLabels": template["metadata"]["labels"]}
+    assert service["spec"]["selector"] == template["metadata"]["labels"]
+    (endpoint,) = monitor["spec"]["podMetricsEndpoints"]
+    assert set(endpoint) == {"port", "path", "interval"}
+    # `port` names a container port: the one the Service targets and the server listens on.
+    assert (
+        endpoint["port"]
+        == container["ports"][0]["name"]
+        == service["spec"]["ports"][0]["targetPort"]
+    )
+    env = {item["name"]: item["value"] for item in container["env"]}
+    assert container["ports"][0]["containerPort"] == int(env["INFERSTACK_PORT"])
+    # The model server's metrics route (model_runtime/server.py), as the annotations say.
+    assert endpoint["path"] == template["metadata"]["annotations"]["prometheus.io/path"]
+    assert endpoint["path"] == "/metrics"
+    assert endpoint["interval"] == "15s"
+
+
+def test_the_namespace_enforces_pod_security_restricted(prod: Evaluation) -> None:
+    namespace = one(prod, "kubernetes:core/v1:Namespace")
+    assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"

@@ -12,6 +12,7 @@ import zipfile
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pulumi
 import pytest
@@ -36,6 +37,22 @@ def counts(evaluation: Evaluation) -> Counter[str]:
 def zip_names(archive: pulumi.FileArchive) -> list[str]:
     with zipfile.ZipFile(archive.path) as built:
         return sorted(built.namelist())
+
+
+def api_body(evaluation: Evaluation) -> dict[str, Any]:
+    """The OpenAPI document the stack's REST API is declared from."""
+    (api,) = evaluation.of_type("aws:apigateway/restApi:RestApi")
+    body = json.loads(api.inputs["body"])
+    assert isinstance(body, dict)
+    return body
+
+
+def proxy_integrations(evaluation: Evaluation) -> dict[str, dict[str, Any]]:
+    """Each path's Lambda proxy integration (the ANY method's)."""
+    return {
+        path: item["x-amazon-apigateway-any-method"]["x-amazon-apigateway-integration"]
+        for path, item in api_body(evaluation)["paths"].items()
+    }
 
 
 def function_named(evaluation: Evaluation, name: str) -> Registered:
@@ -149,50 +166,57 @@ def test_api_reaches_each_function_through_a_scoped_permission(stack: Evaluation
         assert permission.inputs["qualifier"] == "live" == alias.inputs["name"]
         assert permission.inputs["sourceArn"] == api.outputs["executionArn"] + "/*/*"
         integrations = [
-            i
-            for i in stack.of_type("aws:apigateway/integration:Integration")
-            if i.inputs["type"] == "AWS_PROXY" and i.depends_on(alias)
+            i for i in proxy_integrations(stack).values() if i["uri"] == alias.outputs["invokeArn"]
         ]
         assert integrations, f"no integration reaches {function.name}"
         for integration in integrations:
-            assert integration.inputs["uri"] == alias.outputs["invokeArn"]
+            assert (integration["type"], integration["httpMethod"]) == ("aws_proxy", "POST")
 
 
 def test_routes_follow_the_open_inference_protocol(stack: Evaluation) -> None:
-    by_id = {r.id: r for r in stack.of_type("aws:apigateway/resource:Resource")}
     config = load_stack(stack.stack)
-    prefix = f"inferstack-{stack.stack}-api"
-
-    def path_of(resource: Registered) -> str:
-        parent = by_id.get(resource.inputs["parentId"])
-        return (path_of(parent) if parent else "") + "/" + str(resource.inputs["pathPart"])
-
-    paths = {path_of(r): r for r in by_id.values()}
-    expected = {"/v2", "/v2/health", "/v2/health/live", "/v2/health/ready", "/v2/models"}
+    integrations = proxy_integrations(stack)
+    # API Gateway creates the intermediate resources (/v2/health, /v2/models) itself.
+    expected = {"/v2", "/v2/health/live", "/v2/health/ready"}
     for model in config.lambda_models:
         expected |= {f"/v2/models/{model.name}", f"/v2/models/{model.name}/{{proxy+}}"}
-    assert set(paths) == expected
+    assert set(integrations) == expected
     # Health answers from the default model's function; each model path from its own.
     default = config.default_model
-    routes = [("/v2", default), ("/v2/health/ready", default), ("/v2/health/live", default)] + [
-        (f"/v2/models/{m.name}/{{proxy+}}", m.name) for m in config.lambda_models
-    ]
+    routes = [("/v2", default), ("/v2/health/ready", default), ("/v2/health/live", default)]
+    for model in config.lambda_models:
+        routes += [(f"/v2/models/{model.name}", model.name)]
+        routes += [(f"/v2/models/{model.name}/{{proxy+}}", model.name)]
     for path, target in routes:
-        slug = paths[path].name.removeprefix(prefix + "-")
-        integration = stack.named(f"{prefix}-{slug}-lambda")
-        assert f":function:inferstack-{stack.stack}-{target}:live/" in integration.inputs["uri"]
+        uri = integrations[path]["uri"]
+        assert f":function:inferstack-{stack.stack}-{target}:live/" in uri, path
+        assert integrations[path]["timeoutInMillis"] == config.api.integration_timeout_s * 1000
+    proxy_parameter = {
+        "name": "proxy",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string"},
+    }
+    for path, item in api_body(stack)["paths"].items():
+        parameters = item["x-amazon-apigateway-any-method"].get("parameters")
+        assert parameters == ([proxy_parameter] if path.endswith("/{proxy+}") else None), path
 
 
-def test_deployment_waits_for_every_method_and_integration(stack: Evaluation) -> None:
+def test_routes_are_one_resource_and_the_deployment_follows_them(stack: Evaluation) -> None:
+    """No route is a resource of its own: removing one is an update of the RestApi's
+    body, and the deployment's trigger is that body's hash."""
+    from infra.openapi import deployment_trigger
+
+    for type_ in ("resource:Resource", "method:Method", "integration:Integration"):
+        assert not stack.of_type(f"aws:apigateway/{type_}"), type_
+    for type_ in ("methodResponse:MethodResponse", "integrationResponse:IntegrationResponse"):
+        assert not stack.of_type(f"aws:apigateway/{type_}"), type_
+    assert not stack.of_type("aws:apigateway/response:Response")
+    (api,) = stack.of_type("aws:apigateway/restApi:RestApi")
     (deployment,) = stack.of_type("aws:apigateway/deployment:Deployment")
     (stage,) = stack.of_type("aws:apigateway/stage:Stage")
-    for type_ in (
-        "aws:apigateway/method:Method",
-        "aws:apigateway/integration:Integration",
-        "aws:apigateway/response:Response",
-    ):
-        for resource in stack.of_type(type_):
-            assert deployment.depends_on(resource), resource.name
+    assert deployment.depends_on(api)
+    assert deployment.inputs["triggers"] == {"body": deployment_trigger(api.inputs["body"])}
     assert stage.depends_on(deployment)
     assert stage.inputs["stageName"] == load_stack(stack.stack).api.stage
 
@@ -366,14 +390,12 @@ def test_model_layer_ships_only_what_onnxruntime_needs(
 
 
 def test_api_gateways_own_errors_have_the_apps_json_shape(stack: Evaluation) -> None:
-    responses = {
-        r.inputs["responseType"]: r for r in stack.of_type("aws:apigateway/response:Response")
-    }
+    responses = api_body(stack)["x-amazon-apigateway-gateway-responses"]
     assert set(responses) == {"DEFAULT_4XX", "DEFAULT_5XX", "MISSING_AUTHENTICATION_TOKEN"}
     for default in ("DEFAULT_4XX", "DEFAULT_5XX"):
-        body = responses[default].inputs["responseTemplates"]["application/json"]
+        body = responses[default]["responseTemplates"]["application/json"]
         # messageString is already a quoted JSON string.
         assert body == '{"error": $context.error.messageString}'
     not_found = responses["MISSING_AUTHENTICATION_TOKEN"]
-    assert not_found.inputs["statusCode"] == "404"
-    assert "error" in json.loads(not_found.inputs["responseTemplates"]["application/json"])
+    assert not_found["statusCode"] == "404"
+    assert "error" in json.loads(not_found["responseTemplates"]["application/json"])

@@ -25,6 +25,27 @@ POLICY_INPUTS = {
 }
 
 
+# The only Allow statements on resource "*": actions IAM cannot scope to a resource
+# (their Service Authorization Reference entry has no resource type), each with why it
+# is granted at all.
+WILDCARD_RESOURCE_ACTIONS = {
+    "logs:DescribeLogGroups": (
+        "API Gateway's account logging role: part of AmazonAPIGatewayPushToCloudWatchLogs, "
+        "which API Gateway checks when the account setting is written"
+    ),
+}
+# AWS's managed policy for API Gateway's CloudWatch role, action for action.
+PUSH_TO_CLOUDWATCH_LOGS = {
+    "logs:CreateLogGroup",
+    "logs:CreateLogStream",
+    "logs:DescribeLogGroups",
+    "logs:DescribeLogStreams",
+    "logs:PutLogEvents",
+    "logs:GetLogEvents",
+    "logs:FilterLogEvents",
+}
+
+
 def statements(stack: Evaluation) -> Iterator[tuple[Registered, dict[str, Any]]]:
     for resource in stack.resources:
         key = POLICY_INPUTS.get(resource.type)
@@ -52,9 +73,16 @@ def test_no_allow_statement_has_a_wildcard_action_or_resource(stack: Evaluation)
         if statement["Effect"] != "Allow" or resource.type == "aws:iam/role:Role":
             continue
         checked += 1
-        for action in as_list(statement["Action"]):
+        actions = as_list(statement["Action"])
+        for action in actions:
             assert "*" not in action, f"{resource.name}: wildcard action {action}"
-        for arn in as_list(statement["Resource"]):
+        resources = as_list(statement["Resource"])
+        if resources == ["*"]:
+            # Only the actions IAM cannot scope, alone in their statement.
+            unscopable = set(actions) - set(WILDCARD_RESOURCE_ACTIONS)
+            assert not unscopable, f"{resource.name}: resource '*' for {sorted(unscopable)}"
+            continue
+        for arn in resources:
             assert arn != "*", f"{resource.name}: resource '*'"
             # Wildcards only inside a named scope (log streams of a group, keys under a
             # prefix): never in the service, region or account part.
@@ -62,6 +90,31 @@ def test_no_allow_statement_has_a_wildcard_action_or_resource(stack: Evaluation)
             service, region, account = arn.split(":")[2:5]
             assert "*" not in service + region + account, f"{resource.name}: {arn}"
     assert checked > 0
+
+
+def test_the_api_gateway_logging_role_has_what_aws_requires_on_inferstacks_groups(
+    stack: Evaluation,
+) -> None:
+    config = load_stack(stack.stack)
+    name = f"inferstack-{stack.stack}-api"
+    if not config.manages_account_logging_role:
+        assert not stack.of_type("aws:apigateway/account:Account")
+        return
+    role = stack.named(f"{name}-logging-role")
+    (account,) = stack.of_type("aws:apigateway/account:Account")
+    assert account.inputs["cloudwatchRoleArn"] == role.outputs["arn"]
+    policy = stack.named(f"{name}-logging-policy")
+    assert account.depends_on(policy)
+    document = json.loads(policy.inputs["policy"])
+    granted = {a: as_list(s["Resource"]) for s in document["Statement"] for a in s["Action"]}
+    assert set(granted) == PUSH_TO_CLOUDWATCH_LOGS
+    access_logs = stack.named(f"{name}-access-logs").outputs["arn"]
+    scope = access_logs.split(":log-group:")[0] + ":log-group:/aws/apigateway/inferstack-*"
+    for action in ("logs:CreateLogGroup", "logs:DescribeLogStreams", "logs:FilterLogEvents"):
+        assert granted[action] == [scope], action
+    for action in ("logs:CreateLogStream", "logs:PutLogEvents", "logs:GetLogEvents"):
+        assert granted[action] == [scope + ":log-stream:*"], action
+    assert granted["logs:DescribeLogGroups"] == ["*"]
 
 
 def test_trust_policies_name_one_principal_each(stack: Evaluation) -> None:
@@ -149,22 +202,41 @@ def test_prod_bucket_uses_kms(evaluations: dict[str, Evaluation]) -> None:
     assert rule["bucketKeyEnabled"] is True
 
 
+def operations(stack: Evaluation) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    """(path, method, operation) of every operation in the REST API's OpenAPI body."""
+    (api,) = stack.of_type("aws:apigateway/restApi:RestApi")
+    for path, item in json.loads(api.inputs["body"])["paths"].items():
+        for method, operation in item.items():
+            if method != "parameters":
+                yield path, method, operation
+
+
 def test_api_key_requirement_follows_the_config(stack: Evaluation) -> None:
     keyed = load_stack(stack.stack).api.keys is not None
-    methods = stack.of_type("aws:apigateway/method:Method")
-    for method in methods:
-        if method.inputs["httpMethod"] == "OPTIONS":
+    (api,) = stack.of_type("aws:apigateway/restApi:RestApi")
+    body = json.loads(api.inputs["body"])
+    checked = 0
+    for path, method, operation in operations(stack):
+        checked += 1
+        integration = operation["x-amazon-apigateway-integration"]
+        if method == "options":
             # CORS preflights carry no key by design; they are answered by API Gateway
             # itself (MOCK) and never reach a function.
-            (integration,) = [
-                i
-                for i in stack.of_type("aws:apigateway/integration:Integration")
-                if i.depends_on(method)
-            ]
-            assert integration.inputs["type"] == "MOCK"
-            assert method.inputs["apiKeyRequired"] is False
+            assert integration["type"] == "mock", path
+            assert "security" not in operation, path
         else:
-            assert method.inputs["apiKeyRequired"] is keyed, method.name
+            assert method == "x-amazon-apigateway-any-method", (path, method)
+            assert integration["type"] == "aws_proxy", path
+            assert operation.get("security") == ([{"api_key": []}] if keyed else None), path
+    assert checked > 0
+    if keyed:
+        assert body["x-amazon-apigateway-api-key-source"] == "HEADER"
+        assert body["components"]["securitySchemes"]["api_key"] == {
+            "type": "apiKey",
+            "name": "x-api-key",
+            "in": "header",
+        }
+    assert "apiKeySource" not in api.inputs  # the body's source is the only one
 
 
 def test_prod_api_requires_keys_under_a_usage_plan(evaluations: dict[str, Evaluation]) -> None:
@@ -178,10 +250,8 @@ def test_prod_api_requires_keys_under_a_usage_plan(evaluations: dict[str, Evalua
     keys = {k.id for k in prod.of_type("aws:apigateway/apiKey:ApiKey")}
     attached = {k.inputs["keyId"] for k in prod.of_type("aws:apigateway/usagePlanKey:UsagePlanKey")}
     assert keys == attached and len(keys) == 2
-    proxies = [
-        m for m in prod.of_type("aws:apigateway/method:Method") if m.inputs["httpMethod"] == "ANY"
-    ]
-    assert proxies and all(m.inputs["apiKeyRequired"] is True for m in proxies)
+    proxies = [op for _p, m, op in operations(prod) if m == "x-amazon-apigateway-any-method"]
+    assert proxies and all(op["security"] == [{"api_key": []}] for op in proxies)
 
 
 def test_every_stage_is_throttled_and_access_logged(stack: Evaluation) -> None:
@@ -235,23 +305,39 @@ def test_provisioned_concurrency_never_exceeds_reserved(stack: Evaluation) -> No
                 assert action.inputs["scalableTargetAction"]["maxCapacity"] <= reserved(name)
 
 
-def test_the_checks_above_can_fail(evaluations: dict[str, Evaluation]) -> None:
-    """A wildcard smuggled into a policy is caught (guards against a vacuous suite)."""
-    prod = evaluations["prod"]
-    policy = prod.named("inferstack-prod-digits-policy")
+def _with_statement(stack: Evaluation, policy_name: str, statement: dict[str, Any]) -> Evaluation:
+    policy = stack.named(policy_name)
     document = json.loads(policy.inputs["policy"])
-    document["Statement"].append({"Effect": "Allow", "Action": "s3:*", "Resource": "*"})
-    tampered = Evaluation(
-        stack="prod",
+    document["Statement"].append(statement)
+    return Evaluation(
+        stack=stack.stack,
         resources=[
             r
             if r is not policy
             else Registered(
                 **{**r.__dict__, "inputs": {**r.inputs, "policy": json.dumps(document)}}
             )
-            for r in prod.resources
+            for r in stack.resources
         ],
-        outputs=prod.outputs,
+        outputs=stack.outputs,
+    )
+
+
+def test_the_checks_above_can_fail(evaluations: dict[str, Evaluation]) -> None:
+    """A wildcard smuggled into a policy is caught (guards against a vacuous suite)."""
+    prod = evaluations["prod"]
+    tampered = _with_statement(
+        prod,
+        "inferstack-prod-digits-policy",
+        {"Effect": "Allow", "Action": "s3:*", "Resource": "*"},
     )
     with pytest.raises(AssertionError, match="wildcard action"):
+        test_no_allow_statement_has_a_wildcard_action_or_resource(tampered)
+    # Resource "*" is allowed only for the actions IAM cannot scope.
+    tampered = _with_statement(
+        prod,
+        "inferstack-prod-api-logging-policy",
+        {"Effect": "Allow", "Action": ["logs:PutLogEvents"], "Resource": "*"},
+    )
+    with pytest.raises(AssertionError, match=r"resource '\*' for \['logs:PutLogEvents'\]"):
         test_no_allow_statement_has_a_wildcard_action_or_resource(tampered)

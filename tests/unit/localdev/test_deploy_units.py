@@ -13,10 +13,10 @@ from typer.testing import CliRunner
 from cli import deploy, deployment
 from cli.app import app
 from infra import automation
-from localdev.deploy import NotLocalStackError, up
+from localdev.deploy import NotLocalStackError, Summary, up
 from localdev.deploy.assets import archive_zip, canonical, digest, fingerprint
 from localdev.deploy.aws import ProviderConfig
-from localdev.deploy.engine import _check_supported, _dependents_first
+from localdev.deploy.engine import Change, _check_supported, _dependents_first
 from localdev.deploy.realizers import REALIZERS, not_emulated_reason
 from localdev.deploy.state import NotEmulated, ResourceState, StackState
 from localdev.errors import DeployError
@@ -154,3 +154,42 @@ def test_the_runtime_takes_opt_paths_as_given() -> None:
     env = {"INFERSTACK_OPT_DIR": "/work/opt-tree/", "MODEL_DIR": "/opt/models/digits"}
     settings = RuntimeSettings.from_env(env)
     assert settings.model_dirs == (Path("/opt/models/digits"),)
+
+
+def test_the_preview_command_lists_each_change_and_why(monkeypatch: pytest.MonkeyPatch) -> None:
+    summary = Summary(
+        "local",
+        "preview",
+        (
+            Change("same", "aws:s3/bucket:Bucket", "b"),
+            Change("replace", "aws:lambda/layerVersion:LayerVersion", "l", reason="code changed"),
+            Change("delete", "aws:iam/role:Role", "r", reason="no longer in the program"),
+        ),
+        (),
+        {},
+        0.1,
+    )
+    asked: list[tuple[str, bool]] = []
+
+    def fake_preview(stack: str, engine: deployment.DeployEngine, **kw: object) -> Summary:
+        asked.append((stack, bool(kw["build"])))
+        return summary
+
+    monkeypatch.setattr(deployment, "preview", fake_preview)
+    result = CliRunner().invoke(
+        app, ["preview", "--stack", "local", "--no-build"], terminal_width=200
+    )
+    assert result.exit_code == 0, result.output
+    assert asked == [("local", False)]
+    assert "preview local: 1 to replace, 1 to delete" in result.output
+    assert "lambda.LayerVersion" in result.output and "code changed" in result.output
+    assert "no longer in the program" in result.output
+    assert " b " not in result.output  # unchanged resources are not listed
+
+
+def test_preview_of_a_pulumi_stack_points_at_pulumi_preview(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(automation, "available", lambda: True)
+    with pytest.raises(DeployError, match="pulumi preview --stack dev"):
+        deployment.preview("dev", build=False, echo=lambda _m: None)
