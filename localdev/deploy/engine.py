@@ -40,7 +40,14 @@ from localdev.deploy.assets import canonical, fingerprint, is_unknown
 from localdev.deploy.aws import Clients, ProviderConfig, error_code, reachable
 from localdev.deploy.realizers import REALIZERS, not_emulated_reason
 from localdev.deploy.realizers.base import Context, Inputs, Realized, Realizer
-from localdev.deploy.state import NotEmulated, ResourceState, StackState, locked, state_path
+from localdev.deploy.state import (
+    Creating,
+    NotEmulated,
+    ResourceState,
+    StackState,
+    locked,
+    state_path,
+)
 from localdev.errors import DeployError, EndpointDownError, NotLocalStackError
 from stacks.schema import LocalStackTarget, StackConfig
 
@@ -151,7 +158,9 @@ def deploy(
     started = time.monotonic()
     with locked(path):
         previous = StackState.load(path, stack)
+        recovered = _recover(previous, path, echo)
         cloud = _Cloud(previous, path, echo)
+        cloud.changes.extend(recovered)
         failure: BaseException | None = None
         outputs: dict[str, Any] = {}
         try:
@@ -234,6 +243,8 @@ def plan(stack: str, program: Callable[[], Mapping[str, Any]], path: Path) -> Su
     removed = [(r, "no longer in the program") for r in stale] + [
         (r, "an earlier delete of it failed") for r in previous.pending_deletes
     ]
+    for creating in previous.creating:
+        removed += [(orphan, _LEFT) for orphan in _left_by(creating, previous, path)[2]]
     deletes = [
         Change("retain" if r.retain_on_delete else "delete", r.type, r.name, reason=why)
         for r, why in removed
@@ -269,6 +280,7 @@ def down(stack: str, *, root: Path = ROOT, echo: Echo | None = None) -> Summary:
                     f"LocalStack is not answering at {endpoint}; start it to delete the stack, "
                     f"or, if that LocalStack is gone for good, delete {path}"
                 )
+        changes += _recover(state, path, echo)
         failed = _delete_all(
             [*state.resources, *state.pending_deletes], state.providers, changes, echo
         )
@@ -288,7 +300,7 @@ def forget(stack: str, *, root: Path = ROOT) -> int:
     with locked(path):
         state = StackState.load(path, stack)
         path.unlink(missing_ok=True)
-    return len(state.resources) + len(state.pending_deletes)
+    return len(state.resources) + len(state.pending_deletes) + len(state.creating)
 
 
 def status(stack: str, *, root: Path = ROOT, verify: bool = True) -> StackStatus:
@@ -363,6 +375,8 @@ class _Cloud(Mocks):
         self._inflight = 0
         self.providers: dict[str, dict[str, Any]] = {}
         self.current: list[ResourceState] = []
+        # URN -> its create call under way (recorded before the call, dropped after it).
+        self.creating: dict[str, Creating] = {}
         self.doomed: list[ResourceState] = []
         self.changes: list[Change] = []
         self.not_emulated: list[NotEmulated] = []
@@ -436,23 +450,25 @@ class _Cloud(Mocks):
         if self._plan_only:
             return self._planned(registration.urn, args, inputs, decided, old, clients)
         started = time.monotonic()
-        realized = self._apply(realizer, context, Inputs(inputs), decided, old, options)
-        action = decided.action
-        elapsed = time.monotonic() - started
-        record = ResourceState(
+        pending = ResourceState(
             urn=registration.urn,
             type=args.typ,
             name=args.name,
-            id=realized.id,
+            id="",
             provider=provider,
             inputs=canon,
             inputs_hash=digest,
-            outputs=canonical(realized.outputs),
+            outputs={},
             dependencies=sorted(registration.dependencies),
             protect=options.protect,
             retain_on_delete=options.retain_on_delete,
         )
+        realized = self._apply(realizer, context, Inputs(inputs), decided, old, options, pending)
+        action = decided.action
+        elapsed = time.monotonic() - started
+        record = dataclasses.replace(pending, id=realized.id, outputs=canonical(realized.outputs))
         with self._lock:
+            self.creating.pop(record.urn, None)
             self.current.append(record)
             self.changes.append(Change(action, args.typ, args.name, elapsed, decided.reason))
             if action != "same" and self._echo is not None:
@@ -500,6 +516,7 @@ class _Cloud(Mocks):
             outputs=self._state.outputs,
             not_emulated=self.not_emulated,
             pending_deletes=self.doomed + self._state.pending_deletes,
+            creating=list(self.creating.values()),
         ).save(self._path)
 
     def _apply(
@@ -510,9 +527,13 @@ class _Cloud(Mocks):
         decided: Plan,
         old: ResourceState | None,
         options: Options,
+        pending: ResourceState,
     ) -> Realized:
+        def create(ctx: Context) -> Realized:
+            return self._create(realizer, ctx, inputs, pending)
+
         if old is None or old.type != realizer.type:
-            created = realizer.create(context, inputs)
+            created = create(context)
             if old is not None:
                 self._doom(old, options)
             return created
@@ -521,19 +542,32 @@ class _Cloud(Mocks):
         if decided.action == "create":
             # Gone (LocalStack restarted, or deleted by hand): the same resource again,
             # under its old physical name.
-            recreate = _context(context.clients, old, name=context.name, tags=context.tags)
-            return realizer.create(recreate, inputs)
+            return create(_context(context.clients, old, name=context.name, tags=context.tags))
         if decided.action == "replace":
             first = options.delete_before_replace
             if first if first is not None else realizer.delete_before_replace:
                 if not options.retain_on_delete:
                     realizer.delete(context, old)
-                return realizer.create(context, inputs)
+                return create(context)
             # Doomed only once its successor exists: if the create fails, `old` stays.
-            created = realizer.create(context, inputs)
+            created = create(context)
             self._doom(old, options)
             return created
         return realizer.update(context, inputs, old, set(decided.changed))
+
+    def _create(
+        self, realizer: Realizer, ctx: Context, inputs: Inputs, pending: ResourceState
+    ) -> Realized:
+        """`realizer.create`, recorded in the state before the call (with what `find` sees
+        before it), so that if the run stops during the call, even by SIGKILL, the next
+        one can find and delete what it made (`_recover`)."""
+        existing = sorted(realizer.find(ctx, inputs))
+        with self._lock:
+            self.creating[pending.urn] = Creating(
+                pending, dict(ctx.tags), ctx.reuse_name, ctx.suffix, existing
+            )
+            self._save()
+        return realizer.create(ctx, inputs)
 
     def _doom(self, old: ResourceState, options: Options) -> None:
         """`old` is deleted at the end of the run (or, retained, dropped from the state)."""
@@ -541,6 +575,70 @@ class _Cloud(Mocks):
             self.doomed.append(
                 dataclasses.replace(old, protect=False, retain_on_delete=options.retain_on_delete)
             )
+
+
+_LEFT = "an interrupted create left it"
+
+
+def _recover(state: StackState, path: Path, echo: Echo | None) -> list[Change]:
+    """Delete what the creates an earlier run left unfinished (stopped by a kill, or
+    failed part way) made, and drop their records. Deleted rather than adopted: a create
+    can be several calls (a function, its concurrency and version; a REST API and its
+    body), so what one left may be half made; the run about to start creates it again
+    whole."""
+    changes: list[Change] = []
+    for creating in list(state.creating):
+        realizer, ctx, orphans = _left_by(creating, state, path)
+        for orphan in orphans:
+            started = time.monotonic()
+            try:
+                realizer.delete(ctx, orphan)
+            except (ClientError, BotoCoreError) as exc:
+                raise DeployError(
+                    f"{short_type(orphan.type)} {orphan.name}: cannot delete {orphan.id}, which "
+                    f"an interrupted create left: {exc}"
+                ) from exc
+            elapsed = time.monotonic() - started
+            changes.append(Change("delete", orphan.type, orphan.name, elapsed, _LEFT))
+            if echo is not None:
+                echo(f"{'delete':>7}  {orphan.name}  ({short_type(orphan.type)}, {_LEFT})")
+        state.creating.remove(creating)
+        state.save(path)
+    return changes
+
+
+def _left_by(
+    creating: Creating, state: StackState, path: Path
+) -> tuple[Realizer, Context, list[ResourceState]]:
+    """What the unfinished `creating` made: found as the realizer's `find` finds it, under
+    the same context (so the same auto-name), less what `find` saw before the call (it
+    was there already, it is not the stack's: never deleted, never adopted) and less what
+    the state lists (a sibling's, where `find` lists a scope: an API's deployments). Reads
+    only."""
+    resource = creating.resource
+    realizer = REALIZERS.get(resource.type)
+    config = state.providers.get(resource.provider)
+    if realizer is None or config is None:
+        raise DeployError(
+            f"the deploy state {path} records an unfinished create of {resource.type} "
+            f"{resource.name} that this engine cannot look for; delete the file"
+        )
+    ctx = Context(
+        Clients(ProviderConfig.from_json(config)),
+        resource.name,
+        creating.tags,
+        reuse_name=creating.reuse_name,
+        suffix=creating.suffix,
+    )
+    # `skip_destroy` keeps what the stack made on purpose; this was never finished.
+    inputs = {key: value for key, value in resource.inputs.items() if key != "skipDestroy"}
+    listed = {r.id for r in [*state.resources, *state.pending_deletes] if r.type == resource.type}
+    found = realizer.find(ctx, Inputs(inputs)) - set(creating.existing) - listed
+    orphans = [
+        dataclasses.replace(resource, id=id_, inputs=inputs, protect=False, retain_on_delete=False)
+        for id_ in sorted(found)
+    ]
+    return realizer, ctx, orphans
 
 
 @dataclass(frozen=True)

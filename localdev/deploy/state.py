@@ -3,8 +3,10 @@
 One entry per realized resource (type, name, URN, physical id, its inputs as a canonical
 JSON value and their hash, the outputs the cloud computed, the URNs it depends on), the
 providers' settings (so `down` needs no program run), the stack outputs, and old physical
-resources whose deletion has not succeeded yet. Written atomically, after every realized
-resource (so an interrupted `up` loses nothing it finished).
+resources whose deletion has not succeeded yet, and the creates under way. Written
+atomically, after every realized resource and before every create call (so an `up`
+stopped at any point, even by SIGKILL, loses nothing it finished, and the next run can
+find what an unfinished create left).
 """
 
 from __future__ import annotations
@@ -41,6 +43,24 @@ class ResourceState:
 
 
 @dataclass
+class Creating:
+    """A create call under way (or stopped part way). `resource` is the record it will
+    have, without its physical id; the context it ran in (logical name, tags, the name
+    it reused, its auto-name's random part) lets the realizer find what it made; `existing`
+    are the ids that `find` saw before the call: never ours, never deleted."""
+
+    resource: ResourceState
+    tags: dict[str, str]
+    reuse_name: str | None
+    suffix: str
+    existing: list[str]
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Creating:
+        return cls(**{**data, "resource": ResourceState(**data["resource"])})
+
+
+@dataclass
 class NotEmulated:
     type: str
     name: str
@@ -57,6 +77,7 @@ class StackState:
     not_emulated: list[NotEmulated] = field(default_factory=list)
     # Replaced or removed physical resources still to delete (a delete failed).
     pending_deletes: list[ResourceState] = field(default_factory=list)
+    creating: list[Creating] = field(default_factory=list)
 
     @classmethod
     def load(cls, path: Path, stack: str) -> StackState:
@@ -73,6 +94,8 @@ class StackState:
                 outputs=data["outputs"],
                 not_emulated=[NotEmulated(**item) for item in data["not_emulated"]],
                 pending_deletes=[ResourceState(**item) for item in data["pending_deletes"]],
+                # Absent from files written before creates were recorded.
+                creating=[Creating.from_json(item) for item in data.get("creating", [])],
             )
         except (ValueError, KeyError, TypeError) as exc:
             raise DeployError(
@@ -99,7 +122,7 @@ class StackState:
 
     @property
     def empty(self) -> bool:
-        return not self.resources and not self.pending_deletes
+        return not self.resources and not self.pending_deletes and not self.creating
 
 
 def state_path(root: Path, stack: str) -> Path:

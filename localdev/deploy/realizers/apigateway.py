@@ -2,12 +2,15 @@
 responses, throttling, and API keys with their usage plan.
 
 Every type but two is one create (or PUT) call, one get and one delete: a `Description`
-(method settings are a PATCH of their stage). The REST API, a method and an API key add
-a hand-written update by PATCH (a method is not deleted and put again: that would
-delete its integration); a REST API declared from an OpenAPI `body` is put whole after
-it is created and whenever the body changes, as the provider does. Hand-written whole
-are the stage (created by two calls, updated by PATCH) and the account settings (a
-per-region singleton: written on create, reset on delete as pulumi-aws v7 does).
+(method settings are a PATCH of their stage). What replaces and what updates in place is
+the provider's (its ForceNew attributes, tests/unit/localdev/test_apigateway_replace_on.py).
+The REST API, a resource, a method, a deployment, an API key and a usage plan add a
+hand-written update by PATCH (a method is not deleted and put again: that would delete
+its integration; a resource or plan keeps its id, so its methods or keys stay); a REST
+API declared from an OpenAPI `body` is put whole after it is created and whenever the
+body changes, as the provider does. Hand-written whole are the stage (created by two
+calls, updated by PATCH) and the account settings (a per-region singleton: written on
+create, reset on delete as pulumi-aws v7 does).
 """
 
 from __future__ import annotations
@@ -34,8 +37,9 @@ from localdev.errors import DeployError
 
 # What API Gateway answers for a missing API, route, stage, key or plan.
 MISSING = frozenset({"NotFoundException"})
-# The inputs naming a method (and a method or integration response).
-_ON_METHOD = frozenset({"restApi", "resourceId", "httpMethod", "statusCode"})
+# The inputs naming a method: a change of one replaces the method, its integration and
+# their responses (ForceNew in terraform-provider-aws; a response's status code is not).
+_ON_METHOD = frozenset({"restApi", "resourceId", "httpMethod"})
 
 
 def _api_key(api: str) -> str:
@@ -94,8 +98,10 @@ def _on_method(
     delete: str,
     args: Callable[[Inputs], dict[str, Any]],
     update_deletes_first: bool = False,
+    also_replace_on: frozenset[str] = frozenset(),
 ) -> Description:
-    """A PUT on a method (or a method response), addressed by `_where`."""
+    """A PUT on a method (or a method response), addressed by `_where`; a change of the
+    address, or of an input in `also_replace_on`, replaces it."""
     return Description(
         type=type_,
         service="apigateway",
@@ -107,15 +113,48 @@ def _on_method(
         address=lambda old: _where(old.inputs),
         physical_id=_method_id(id_prefix),
         missing=MISSING,
-        replace_on=_ON_METHOD,
+        replace_on=_ON_METHOD | also_replace_on,
         update=put,
         update_deletes_first=update_deletes_first,
         container=_in_api(),
+        find=_at_method(get, id_prefix),
     )
+
+
+def _at_method(get: str, id_prefix: str) -> Callable[[Context, Inputs], set[str]]:
+    """`Description.find` of a PUT on a method: whatever is at its address."""
+
+    def find(ctx: Context, inputs: Inputs) -> set[str]:
+        call = getattr(ctx.clients("apigateway"), get)
+        present = found(lambda: call(**_where(inputs.values)), MISSING)
+        return {_method_id(id_prefix)(inputs, {})} if present else set()
+
+    return find
 
 
 def _response_id(_inputs: Inputs, response: dict[str, Any]) -> str:
     return str(response["id"])
+
+
+def _listed(
+    operation: str, where: Callable[[Context, Inputs], dict[str, Any]], *, name: bool = True
+) -> Callable[[Context, Inputs], set[str]]:
+    """`Description.find` where API Gateway chooses the id: the ids `operation` lists
+    (with `where`'s arguments), those with the resource's name where it has one."""
+
+    def find(ctx: Context, inputs: Inputs) -> set[str]:
+        pages = ctx.clients("apigateway").get_paginator(operation)
+        items = [item for page in pages.paginate(**where(ctx, inputs)) for item in page["items"]]
+        if name:
+            wanted = ctx.autoname(inputs.opt_text("name"))
+            items = [item for item in items if item.get("name") == wanted]
+        return {str(item["id"]) for item in items}
+
+    return find
+
+
+def _no_args(_ctx: Context, _inputs: Inputs) -> dict[str, Any]:
+    return {}
 
 
 def _strings(mapping: dict[str, Any]) -> dict[str, str]:
@@ -183,6 +222,7 @@ REST_API = Description(
     replace_on=frozenset(),
     taggable=True,
     owns=lambda old: _api_key(old.id),
+    find=_listed("get_rest_apis", _no_args),
 )
 
 
@@ -296,8 +336,39 @@ RESOURCE = Description(
     physical_id=_response_id,
     outputs=lambda _ctx, resource: {"path": resource["path"]},
     missing=MISSING,
+    replace_on=frozenset({"restApi"}),
     container=_in_api(),
+    find=lambda ctx, inputs: {
+        id_
+        for id_, item in (
+            (str(item["id"]), item)
+            for page in ctx.clients("apigateway")
+            .get_paginator("get_resources")
+            .paginate(restApiId=inputs.text("restApi"))
+            for item in page["items"]
+        )
+        if item.get("parentId") == inputs.text("parentId")
+        and item.get("pathPart") == inputs.text("pathPart")
+    },
 )
+
+
+class Resource(Described):
+    """Created, read and deleted as described; a new path part or parent is a PATCH (the
+    resource keeps its id, and the methods on it stay)."""
+
+    def update(
+        self, ctx: Context, inputs: Inputs, old: ResourceState, changed: set[str]
+    ) -> Realized:
+        operations = [
+            _replace(f"/{key}", inputs.text(key))
+            for key in ("pathPart", "parentId")
+            if key in changed
+        ]
+        resource = ctx.clients("apigateway").update_resource(
+            restApiId=inputs.text("restApi"), resourceId=old.id, patchOperations=operations
+        )
+        return Realized(old.id, self.description.outputs(ctx, resource))
 
 
 def _method_args(inputs: Inputs) -> dict[str, Any]:
@@ -417,7 +488,19 @@ INTEGRATION = _on_method(
             connectionId=inputs.opt_text("connectionId"),
         ),
     },
+    also_replace_on=frozenset(
+        {"type", "integrationHttpMethod", "passthroughBehavior", "credentials"}
+    ),
 )
+
+
+class Integration(Described):
+    """As described; replaced old one first: a new type (say) keeps the address (API,
+    resource, method), so deleting the old integration after putting the new one would
+    delete the new one."""
+
+    delete_before_replace = True
+
 
 METHOD_RESPONSE = _on_method(
     "aws:apigateway/methodResponse:MethodResponse",
@@ -468,6 +551,9 @@ INTEGRATION_RESPONSE = _on_method(
             contentHandling=inputs.opt_text("contentHandling"),
         ),
     },
+    # A changed status code updates in place (not ForceNew) but is a new address: the
+    # response under the old code goes first.
+    update_deletes_first=True,
 )
 
 GATEWAY_RESPONSE = Description(
@@ -517,9 +603,29 @@ DEPLOYMENT = Description(
     physical_id=_response_id,
     outputs=lambda _ctx, deployment: {"createdDate": str(deployment.get("createdDate", ""))},
     missing=MISSING,
-    # No update: a deployment is a snapshot, changed triggers mean a new one.
+    # A deployment is a snapshot: changed triggers (or variables) mean a new one; only its
+    # description updates in place.
+    replace_on=frozenset({"restApi", "triggers", "variables"}),
     container=_in_api(),
+    # Every deployment of the API (the engine keeps those that were there before).
+    find=_listed(
+        "get_deployments", lambda _ctx, inputs: {"restApiId": inputs.text("restApi")}, name=False
+    ),
 )
+
+
+class Deployment(Described):
+    """Created, read and deleted as described; a new description is a PATCH."""
+
+    def update(
+        self, ctx: Context, inputs: Inputs, old: ResourceState, changed: set[str]
+    ) -> Realized:
+        deployment = ctx.clients("apigateway").update_deployment(
+            restApiId=inputs.text("restApi"),
+            deploymentId=old.id,
+            patchOperations=[_replace("/description", inputs.opt_text("description") or "")],
+        )
+        return Realized(old.id, self.description.outputs(ctx, deployment))
 
 
 class Stage(Realizer):
@@ -603,6 +709,12 @@ class Stage(Realizer):
 
     def container(self, old: ResourceState) -> str | None:
         return _api_key(str(old.inputs["restApi"]))
+
+    def find(self, ctx: Context, inputs: Inputs) -> set[str]:
+        api, stage = inputs.text("restApi"), inputs.text("stageName")
+        gateway = ctx.clients("apigateway")
+        present = found(lambda: gateway.get_stage(restApiId=api, stageName=stage), MISSING)
+        return {f"ags-{api}-{stage}"} if present else set()
 
     def _access_logs(self, inputs: Inputs) -> list[dict[str, str]]:
         settings = inputs.mapping("accessLogSettings")
@@ -727,6 +839,9 @@ class Account(Realizer):
             patchOperations=[_replace("/cloudwatchRoleArn", "")]
         )
 
+    def find(self, ctx: Context, inputs: Inputs) -> set[str]:
+        return set()  # a put: a second one overwrites the first
+
     def exists(self, ctx: Context, old: ResourceState) -> bool:
         account = ctx.clients("apigateway").get_account()
         return bool(account.get("cloudwatchRoleArn") == old.inputs.get("cloudwatchRoleArn"))
@@ -758,6 +873,9 @@ API_KEY = Description(
     missing=MISSING,
     replace_on=frozenset({"value"}),
     taggable=True,
+    find=_listed(
+        "get_api_keys", lambda ctx, inputs: {"nameQuery": ctx.autoname(inputs.opt_text("name"))}
+    ),
 )
 
 
@@ -783,10 +901,18 @@ class ApiKey(Described):
         return Realized(old.id, self.description.outputs(ctx, key))
 
 
+def _stages(inputs: Inputs) -> list[dict[str, str]]:
+    """A plan's API stages; per-method throttles on one are not realized."""
+    stages = inputs.items("apiStages")
+    if any(stage.get("throttles") for stage in stages):
+        raise DeployError(
+            "a usage plan's per-method throttles (apiStages[].throttles) are not realized"
+        )
+    return [{"apiId": str(stage["apiId"]), "stage": str(stage["stage"])} for stage in stages]
+
+
 def _usage_plan_args(ctx: Context, inputs: Inputs) -> dict[str, Any]:
-    stages = [
-        {"apiId": stage["apiId"], "stage": stage["stage"]} for stage in inputs.items("apiStages")
-    ]
+    stages = _stages(inputs)
     throttle = api_shape(inputs.mapping("throttleSettings"))
     quota = api_shape(inputs.mapping("quotaSettings"))
     return {
@@ -819,10 +945,99 @@ USAGE_PLAN = Description(
         "tagsAll": ctx.tags,
     },
     missing=MISSING,
-    # No update: its PATCH paths are many; a new plan (and key links) is simpler.
+    replace_on=frozenset(),
     taggable=True,
     owns=lambda old: _usage_plan_key(old.id),
+    find=_listed("get_usage_plans", _no_args),
 )
+
+
+def _set(path: str, value: Any, *, new: bool) -> dict[str, str]:
+    """`add` where the value was not set before, `replace` where it was."""
+    return {**_replace(path, value), "op": "add" if new else "replace"}
+
+
+class UsagePlan(Described):
+    """Created, read and deleted as described, plus the product code (a PATCH after the
+    create: CreateUsagePlan takes none); every change is a PATCH, as the provider's, so
+    the plan keeps its id and its keys."""
+
+    def create(self, ctx: Context, inputs: Inputs) -> Realized:
+        created = super().create(ctx, inputs)
+        code = inputs.opt_text("productCode")
+        if code is not None:
+            ctx.clients("apigateway").update_usage_plan(
+                usagePlanId=created.id, patchOperations=[_set("/productCode", code, new=True)]
+            )
+        return created
+
+    def update(
+        self, ctx: Context, inputs: Inputs, old: ResourceState, changed: set[str]
+    ) -> Realized:
+        before = Inputs(old.inputs)
+        operations = []
+        if "name" in changed and inputs.opt_text("name"):
+            operations.append(_replace("/name", inputs.text("name")))
+        if "description" in changed:
+            operations.append(_replace("/description", inputs.opt_text("description") or ""))
+        if "productCode" in changed:
+            code = inputs.opt_text("productCode")
+            operations.append(
+                {"op": "remove", "path": "/productCode"}
+                if code is None
+                else _set("/productCode", code, new=before.opt_text("productCode") is None)
+            )
+        if "apiStages" in changed:
+            operations += _stage_operations(_stages(before), _stages(inputs))
+        if "throttleSettings" in changed:
+            operations += _limit_operations(
+                "/throttle",
+                before.mapping("throttleSettings"),
+                inputs.mapping("throttleSettings"),
+                defaults={"burstLimit": 0, "rateLimit": 0},
+            )
+        if "quotaSettings" in changed:
+            operations += _limit_operations(
+                "/quota",
+                before.mapping("quotaSettings"),
+                inputs.mapping("quotaSettings"),
+                defaults={"limit": None, "offset": 0, "period": None},
+            )
+        gateway = ctx.clients("apigateway")
+        if operations:
+            plan = gateway.update_usage_plan(usagePlanId=old.id, patchOperations=operations)
+        else:
+            plan = gateway.get_usage_plan(usagePlanId=old.id)
+        realized = Realized(old.id, self.description.outputs(ctx, plan))
+        if "tagsAll" in changed:
+            _retag(gateway, str(realized.outputs["arn"]), old, ctx.tags)
+        return realized
+
+
+def _stage_operations(
+    before: list[dict[str, str]], after: list[dict[str, str]]
+) -> list[dict[str, str]]:
+    """The stages no longer listed removed, the new ones added (value `apiId:stage`)."""
+    old = {f"{stage['apiId']}:{stage['stage']}" for stage in before}
+    new = {f"{stage['apiId']}:{stage['stage']}" for stage in after}
+    return [{"op": "remove", "path": "/apiStages", "value": key} for key in sorted(old - new)] + [
+        {"op": "add", "path": "/apiStages", "value": key} for key in sorted(new - old)
+    ]
+
+
+def _limit_operations(
+    path: str, before: dict[str, Any], after: dict[str, Any], *, defaults: dict[str, Any]
+) -> list[dict[str, str]]:
+    """A plan's throttle or quota: removed whole, or every field written (an unset one
+    as its default, as the provider writes it)."""
+    if not after:
+        return [{"op": "remove", "path": path}]
+    values = {key: after.get(key, default) for key, default in defaults.items()}
+    missing = [key for key, value in values.items() if value is None]
+    if missing:
+        raise DeployError(f"usage plan {path.lstrip('/')} needs {', '.join(missing)}")
+    return [_set(f"{path}/{key}", value, new=not before) for key, value in values.items()]
+
 
 USAGE_PLAN_KEY = Description(
     type="aws:apigateway/usagePlanKey:UsagePlanKey",
@@ -841,22 +1056,32 @@ USAGE_PLAN_KEY = Description(
     outputs=lambda _ctx, link: {"name": link.get("name", ""), "value": link.get("value", "")},
     missing=MISSING,
     container=lambda old: _usage_plan_key(str(old.inputs["usagePlanId"])),
+    find=lambda ctx, inputs: (
+        {inputs.text("keyId")}
+        if found(
+            lambda: ctx.clients("apigateway").get_usage_plan_key(
+                usagePlanId=inputs.text("usagePlanId"), keyId=inputs.text("keyId")
+            ),
+            MISSING,
+        )
+        else set()
+    ),
 )
 
 
 REALIZERS: list[Realizer] = [
     RestApi(REST_API),
-    Described(RESOURCE),
+    Resource(RESOURCE),
     Method(METHOD),
-    Described(INTEGRATION),
+    Integration(INTEGRATION),
     Described(METHOD_RESPONSE),
     Described(INTEGRATION_RESPONSE),
     Described(GATEWAY_RESPONSE),
-    Described(DEPLOYMENT),
+    Deployment(DEPLOYMENT),
     Stage(),
     Described(METHOD_SETTINGS),
     Account(),
     ApiKey(API_KEY),
-    Described(USAGE_PLAN),
+    UsagePlan(USAGE_PLAN),
     Described(USAGE_PLAN_KEY),
 ]

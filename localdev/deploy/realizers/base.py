@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from botocore.exceptions import ClientError
@@ -35,6 +35,9 @@ class Context:
     # When a vanished resource is recreated unchanged: its old physical name, kept so
     # that names (and ARNs built from them) stay what dependents already hold.
     reuse_name: str | None = None
+    # The random part of an auto-name, chosen before the create call and recorded with
+    # it, so that the name an interrupted create used can be found again.
+    suffix: str = field(default_factory=lambda: secrets.token_hex(4)[:7])
 
     def autoname(
         self,
@@ -50,11 +53,10 @@ class Context:
             return str(explicit)
         if self.reuse_name:
             return self.reuse_name
-        suffix = secrets.token_hex(4)[:7]
         if prefix:
-            return f"{prefix[: max_length - 7]}{suffix}"
+            return f"{prefix[: max_length - 7]}{self.suffix}"
         base = self.name.lower() if lowercase else self.name
-        return f"{base[: max_length - 8]}-{suffix}"
+        return f"{base[: max_length - 8]}-{self.suffix}"
 
 
 class Inputs:
@@ -125,6 +127,12 @@ class Realizer:
     def exists(self, ctx: Context, old: ResourceState) -> bool:
         """Whether `old` is still there: False only on the type's not-found error codes;
         any other error propagates."""
+        raise NotImplementedError
+
+    def find(self, ctx: Context, inputs: Inputs) -> set[str]:
+        """The physical ids of what `create(ctx, inputs)` may have made, were it stopped part
+        way: by the name it chooses, or by listing where the cloud chooses the id. Empty for
+        a put that overwrites whatever is there (it cannot leave an orphan)."""
         raise NotImplementedError
 
     def owns(self, old: ResourceState) -> str | None:
@@ -214,6 +222,8 @@ class Description:
     is_present: Callable[[dict[str, Any], ResourceState], bool] | None = None
     owns: Callable[[ResourceState], str] | None = None
     container: Callable[[ResourceState], str] | None = None
+    # As `Realizer.find`; None for a put that overwrites (`update` is `create`).
+    find: Callable[[Context, Inputs], set[str]] | None = None
 
 
 class Described(Realizer):
@@ -252,6 +262,14 @@ class Described(Realizer):
         if response is None:
             return False
         return desc.is_present is None or desc.is_present(response, old)
+
+    def find(self, ctx: Context, inputs: Inputs) -> set[str]:
+        desc = self.description
+        if desc.find is not None:
+            return desc.find(ctx, inputs)
+        if desc.update == desc.create and not desc.update_deletes_first:
+            return set()  # a put: a second one overwrites the first
+        raise NotImplementedError(f"{desc.type} has no find")
 
     def owns(self, old: ResourceState) -> str | None:
         return self.description.owns(old) if self.description.owns else None

@@ -108,6 +108,12 @@ class Role(Realizer):
     def exists(self, ctx: Context, old: ResourceState) -> bool:
         return found(lambda: ctx.clients("iam").get_role(RoleName=old.id), MISSING)
 
+    def find(self, ctx: Context, inputs: Inputs) -> set[str]:
+        name = ctx.autoname(inputs.opt_text("name"), prefix=inputs.opt_text("namePrefix"))
+        return (
+            {name} if found(lambda: ctx.clients("iam").get_role(RoleName=name), MISSING) else set()
+        )
+
     def owns(self, old: ResourceState) -> str | None:
         return _role_key(old.id)
 
@@ -145,6 +151,9 @@ class RolePolicy(Realizer):
             RoleName=role, PolicyName=name, PolicyDocument=inputs.text("policy")
         )
         return Realized(old.id, {"name": name})
+
+    def find(self, ctx: Context, inputs: Inputs) -> set[str]:
+        return set()  # a put: a second one overwrites the first (and it goes with its role)
 
     def delete(self, ctx: Context, old: ResourceState) -> None:
         role, name = old.id.split(":", 1)

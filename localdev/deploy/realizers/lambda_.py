@@ -101,6 +101,16 @@ class LayerVersion(Realizer):
             },
         )
 
+    def find(self, ctx: Context, inputs: Inputs) -> set[str]:
+        # Lambda numbers the versions: every version of the layer (the engine keeps those
+        # that were there before the create).
+        pages = ctx.clients("lambda").get_paginator("list_layer_versions")
+        return {
+            str(version["LayerVersionArn"])
+            for page in pages.paginate(LayerName=inputs.text("layerName"))
+            for version in page["LayerVersions"]
+        }
+
     def delete(self, ctx: Context, old: ResourceState) -> None:
         if old.inputs.get("skipDestroy"):
             return
@@ -188,6 +198,11 @@ class Function(Realizer):
             version = "$LATEST"
         return self._realized(ctx, name, version)
 
+    def find(self, ctx: Context, inputs: Inputs) -> set[str]:
+        name = ctx.autoname(inputs.opt_text("name"))
+        lam = ctx.clients("lambda")
+        return {name} if found(lambda: lam.get_function(FunctionName=name), MISSING) else set()
+
     def delete(self, ctx: Context, old: ResourceState) -> None:
         gone_ok(lambda: ctx.clients("lambda").delete_function(FunctionName=old.id), MISSING)
 
@@ -272,6 +287,15 @@ class Function(Realizer):
         )
 
 
+def _alias_arns(ctx: Context, inputs: Inputs) -> set[str]:
+    lam = ctx.clients("lambda")
+    alias = fetch(
+        lambda: lam.get_alias(FunctionName=inputs.text("functionName"), Name=inputs.text("name")),
+        MISSING,
+    )
+    return set() if alias is None else {str(alias["AliasArn"])}
+
+
 ALIAS = Description(
     type="aws:lambda/alias:Alias",
     service="lambda",
@@ -294,6 +318,7 @@ ALIAS = Description(
     missing=MISSING,
     replace_on=frozenset({"name", "functionName"}),
     update="update_alias",
+    find=_alias_arns,
     container=lambda old: _function_key(str(old.inputs["functionName"])),
 )
 
@@ -317,9 +342,7 @@ class Permission(Realizer):
     delete_before_replace = True
 
     def create(self, ctx: Context, inputs: Inputs) -> Realized:
-        statement = ctx.autoname(
-            inputs.opt_text("statementId"), prefix=inputs.opt_text("statementIdPrefix")
-        )
+        statement = self._statement(ctx, inputs)
         ctx.clients("lambda").add_permission(
             FunctionName=inputs.text("function"),
             StatementId=statement,
@@ -332,6 +355,16 @@ class Permission(Realizer):
             ),
         )
         return Realized(statement, {"statementId": statement})
+
+    def find(self, ctx: Context, inputs: Inputs) -> set[str]:
+        statement = self._statement(ctx, inputs)
+        old = ResourceState("", self.type, ctx.name, statement, "", inputs.values, "", {})
+        return {statement} if self.exists(ctx, old) else set()
+
+    def _statement(self, ctx: Context, inputs: Inputs) -> str:
+        return ctx.autoname(
+            inputs.opt_text("statementId"), prefix=inputs.opt_text("statementIdPrefix")
+        )
 
     def delete(self, ctx: Context, old: ResourceState) -> None:
         lam = ctx.clients("lambda")
@@ -396,6 +429,9 @@ class ProvisionedConcurrencyConfig(Realizer):
         self, ctx: Context, inputs: Inputs, old: ResourceState, changed: set[str]
     ) -> Realized:
         return self.create(ctx, inputs)
+
+    def find(self, ctx: Context, inputs: Inputs) -> set[str]:
+        return set()  # a put: a second one overwrites the first
 
     def delete(self, ctx: Context, old: ResourceState) -> None:
         if old.inputs.get("skipDestroy"):

@@ -72,6 +72,11 @@ class LogGroup(Realizer):
         groups = ctx.clients("logs").describe_log_groups(logGroupNamePrefix=old.id)["logGroups"]
         return any(group["logGroupName"] == old.id for group in groups)
 
+    def find(self, ctx: Context, inputs: Inputs) -> set[str]:
+        name = ctx.autoname(inputs.opt_text("name"), prefix=inputs.opt_text("namePrefix"))
+        groups = ctx.clients("logs").describe_log_groups(logGroupNamePrefix=name)["logGroups"]
+        return {name} if any(group["logGroupName"] == name for group in groups) else set()
+
     def _retention(self, ctx: Context, name: str, inputs: Inputs) -> None:
         logs = ctx.clients("logs")
         days = inputs.opt_integer("retentionInDays")

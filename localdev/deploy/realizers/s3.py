@@ -48,12 +48,7 @@ class Bucket(Realizer):
     taggable = True
 
     def create(self, ctx: Context, inputs: Inputs) -> Realized:
-        bucket = ctx.autoname(
-            inputs.opt_text("bucket"),
-            prefix=inputs.opt_text("bucketPrefix"),
-            max_length=63,
-            lowercase=True,
-        )
+        bucket = self._name(ctx, inputs)
         s3 = ctx.clients("s3")
         extra: dict[str, Any] = {}
         if ctx.clients.region != "us-east-1":
@@ -88,6 +83,19 @@ class Bucket(Realizer):
 
     def exists(self, ctx: Context, old: ResourceState) -> bool:
         return found(lambda: ctx.clients("s3").head_bucket(Bucket=old.id), _NO_BUCKET)
+
+    def find(self, ctx: Context, inputs: Inputs) -> set[str]:
+        bucket = self._name(ctx, inputs)
+        s3 = ctx.clients("s3")
+        return {bucket} if found(lambda: s3.head_bucket(Bucket=bucket), _NO_BUCKET) else set()
+
+    def _name(self, ctx: Context, inputs: Inputs) -> str:
+        return ctx.autoname(
+            inputs.opt_text("bucket"),
+            prefix=inputs.opt_text("bucketPrefix"),
+            max_length=63,
+            lowercase=True,
+        )
 
     def owns(self, old: ResourceState) -> str | None:
         # Only an emptied bucket takes its objects along.
@@ -365,6 +373,9 @@ class BucketObjectv2(Realizer):
     def exists(self, ctx: Context, old: ResourceState) -> bool:
         s3 = ctx.clients("s3")
         return found(lambda: s3.head_object(Bucket=old.inputs["bucket"], Key=old.id), _NO_OBJECT)
+
+    def find(self, ctx: Context, inputs: Inputs) -> set[str]:
+        return set()  # a put: a second one overwrites the first (and it goes with its bucket)
 
     def container(self, old: ResourceState) -> str | None:
         return _bucket_key(str(old.inputs["bucket"]))

@@ -23,6 +23,7 @@ from stacks.schema import (
     LambdaConfig,
     ModelConfig,
     ProvisionedConcurrency,
+    Quota,
     StackConfig,
 )
 from tests.support.deploy import aws, leftovers, stage_root
@@ -123,6 +124,33 @@ def test_a_request_without_the_api_key_is_403(deployed: Deployed) -> None:
         assert response.status_code == 403
         assert response.headers["content-type"].startswith("application/json")
     assert right.status_code == 200, right.text
+
+
+def test_a_usage_plan_change_updates_the_plan_in_place(deployed: Deployed, endpoint: str) -> None:
+    """A quota added: the plan is PATCHed (as the provider does, no ForceNew input
+    changed), keeps its id and its keys, and the key still gets through."""
+    plan_type = "aws:apigateway/usagePlan:UsagePlan"
+
+    def plan_id() -> str:
+        (plan,) = [r for r in status(STACK, root=deployed.root).resources if r.type == plan_type]
+        return plan.id
+
+    before = plan_id()
+    api = deployed.config.api
+    assert api.keys is not None
+    keys = api.keys.model_copy(update={"quota": Quota(limit=1000, period="DAY")})
+    changed = deployed.config.model_copy(update={"api": api.model_copy(update={"keys": keys})})
+    again = up(STACK, config=changed, root=deployed.root)
+    assert {(c.type, c.action) for c in again.changes if c.action != "same"} == {
+        (plan_type, "update")
+    }
+    assert plan_id() == before
+    quota = aws("apigateway", endpoint).get_usage_plan(usagePlanId=before)["quota"]
+    assert (quota["limit"], quota["period"]) == (1000, "DAY")
+    url = f"{again.outputs['url']}/v2/models/digits/ready"
+    key = again.outputs["apiKeys"]["tester"]
+    with httpx.Client(timeout=60.0) as http:
+        assert http.get(url, headers={"x-api-key": key}).status_code == 200
 
 
 def test_down_leaves_nothing_behind(deployed: Deployed, endpoint: str) -> None:

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,7 +20,7 @@ from infra.stack_loader import load_stack
 from localdev.deploy import down, up
 from localdev.deploy.state import StackState, state_path
 from stacks.schema import StackConfig
-from tests.support.deploy import REPO, leftovers, stage_root
+from tests.support.deploy import REPO, aws, leftovers, stage_root
 
 STACK = "t-interrupt"
 # The stack's first resources take a few seconds; the rest (functions, API) come later.
@@ -28,6 +29,7 @@ AFTER = 8
 UP = """
 import sys
 from pathlib import Path
+from typing import Any
 from infra.stack_loader import load_stack
 from localdev.deploy import up
 local = load_stack("local")
@@ -105,3 +107,151 @@ def test_an_interrupted_up_converges_and_down_removes_everything(
         down(STACK, root=root)
     left = leftovers(endpoint, STACK, layers)
     assert left.empty, left
+
+
+# SIGKILL: nothing runs after it (no handler, no checkpoint); what the state file said at
+# that instant is all the next run has. Each kill point is a create call that has already
+# made its resource in LocalStack but not returned: the moment an orphan can be born.
+KILL_AT = (
+    "aws:lambda/layerVersion:LayerVersion",
+    "aws:iam/role:Role",
+    "aws:lambda/function:Function",
+    "aws:apigateway/restApi:RestApi",
+    "aws:apigateway/apiKey:ApiKey",
+)
+_KIND = {
+    "aws:s3/bucket:Bucket": "buckets",
+    "aws:lambda/function:Function": "functions",
+    "aws:lambda/layerVersion:LayerVersion": "layer_versions",
+    "aws:iam/role:Role": "roles",
+    "aws:apigateway/restApi:RestApi": "apis",
+    "aws:apigateway/apiKey:ApiKey": "api_keys",
+}
+
+
+def _raw(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _layer_names(data: dict[str, Any]) -> set[str]:
+    records = data.get("resources", []) + [c["resource"] for c in data.get("creating", [])]
+    return {str(r["inputs"]["layerName"]) for r in records if "layerName" in r["inputs"]}
+
+
+def _orphans(endpoint: str, data: dict[str, Any], layers: set[str]) -> dict[str, set[str]]:
+    """What LocalStack holds of the stack (by kind) that the state does not list."""
+    live = leftovers(endpoint, STACK, layers)
+    listed: dict[str, set[str]] = {}
+    for record in data.get("resources", []):
+        listed.setdefault(record["type"], set()).add(record["id"])
+    return {
+        type_: set(getattr(live, kind)) - listed.get(type_, set())
+        for type_, kind in _KIND.items()
+        if set(getattr(live, kind)) - listed.get(type_, set())
+    }
+
+
+def _extras(endpoint: str) -> tuple[list[str], list[str]]:
+    """The stack's log groups and usage plans (not in `leftovers`)."""
+    groups = [
+        group["logGroupName"]
+        for page in aws("logs", endpoint).get_paginator("describe_log_groups").paginate()
+        for group in page["logGroups"]
+        if STACK in group["logGroupName"]
+    ]
+    plans = [
+        plan["id"]
+        for plan in aws("apigateway", endpoint).get_usage_plans()["items"]
+        if STACK in plan["name"]
+    ]
+    return groups, plans
+
+
+def _strike(
+    process: subprocess.Popen[bytes],
+    endpoint: str,
+    path: Path,
+    remaining: list[str],
+    layers: set[str],
+) -> str | None:
+    """SIGKILL `process` while a create of one of the `remaining` types has made its
+    resource in LocalStack and not returned (the process is stopped with SIGSTOP while
+    LocalStack is compared with the state, so the moment cannot pass); the type struck,
+    or None if the `up` finished first."""
+    deadline = time.monotonic() + 300
+    while process.poll() is None:
+        assert time.monotonic() < deadline, "up never got there"
+        data = _raw(path)
+        if not {c["resource"]["type"] for c in data.get("creating", [])} & set(remaining):
+            time.sleep(0.02)
+            continue
+        process.send_signal(signal.SIGSTOP)
+        data = _raw(path)  # as it stays now
+        creating = {c["resource"]["type"] for c in data.get("creating", [])}
+        layers |= _layer_names(data)
+        orphans = _orphans(endpoint, data, layers)
+        struck = next((t for t in remaining if t in creating and t in orphans), None)
+        if struck is not None:
+            process.kill()
+            process.wait(timeout=60)
+            return struck
+        process.send_signal(signal.SIGCONT)
+    return None
+
+
+def test_up_killed_mid_create_at_several_points_converges_and_down_removes_everything(
+    endpoint: str, digits_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    config = _config()
+    root = stage_root(tmp_path_factory.mktemp(STACK) / "root", config, {"digits": digits_dir})
+    path = state_path(root, STACK)
+    remaining = list(KILL_AT)
+    killed: list[str] = []
+    layers: set[str] = set()
+    try:
+        while remaining:
+            process = subprocess.Popen(
+                [sys.executable, "-c", UP, STACK, str(root)],
+                cwd=REPO,
+                env={**os.environ, "PYTHONPATH": str(REPO)},
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+            )
+            try:
+                struck = _strike(process, endpoint, path, remaining, layers)
+            finally:
+                process.kill()
+                process.communicate(timeout=60)
+            if struck is None:
+                break  # this up finished: the remaining kill points were passed by
+            remaining.remove(struck)
+            killed.append(struck)
+        # A function waits to become Active: a wide window, always struck mid-call. The
+        # others' windows are one call wide and may pass between two looks.
+        assert "aws:lambda/function:Function" in killed and len(killed) >= 2, (killed, remaining)
+
+        up(STACK, config=config, root=root)
+        final = StackState.load(path, STACK)
+        assert not final.creating
+        layers |= {r.inputs["layerName"] for r in final.resources if "layerName" in r.inputs}
+        # Converged: LocalStack holds exactly what the state lists (nothing orphaned,
+        # nothing created twice), and a re-up changes nothing.
+        raw = _raw(path)
+        assert _orphans(endpoint, raw, layers) == {}
+        live = leftovers(endpoint, STACK, layers)
+        for type_, kind in _KIND.items():
+            assert set(getattr(live, kind)) == _ids(final, type_), kind
+        groups, plans = _extras(endpoint)
+        assert set(groups) == _ids(final, "aws:cloudwatch/logGroup:LogGroup")
+        assert set(plans) == _ids(final, "aws:apigateway/usagePlan:UsagePlan")
+        assert up(STACK, config=config, root=root).changed == 0
+    finally:
+        down(STACK, root=root)
+    left = leftovers(endpoint, STACK, layers)
+    assert left.empty, left
+    assert _extras(endpoint) == ([], [])
+    assert not path.exists()

@@ -48,18 +48,41 @@ def _program() -> dict[str, Any]:
     return {}
 
 
-def test_a_log_group_that_exists_is_an_error_not_adopted(tmp_path: Path, logs: Stubber) -> None:
+def _listed(logs: Stubber, *names: str) -> None:
+    """The engine's look for the group (before a create, and after an unfinished one)."""
+    logs.add_response(
+        "describe_log_groups",
+        {"logGroups": [{"logGroupName": name} for name in names]},
+        {"logGroupNamePrefix": GROUP},
+    )
+
+
+def _refused(logs: Stubber) -> None:
     logs.add_client_error(
         "create_log_group",
         "ResourceAlreadyExistsException",
         http_status_code=400,
         expected_params={"logGroupName": GROUP, "tags": {}},
     )
+
+
+def test_a_log_group_that_exists_is_an_error_not_adopted(tmp_path: Path, logs: Stubber) -> None:
+    _listed(logs, GROUP)
+    _refused(logs)
+    with pytest.raises(DeployError, match=f"LogGroup g: log group {GROUP} already exists"):
+        engine.deploy("t", _program, tmp_path / "t.json")
+    # The failed create is recorded as unfinished; the next `up` looks for what it made,
+    # but the group was there before it: not the stack's, neither deleted nor adopted (no
+    # delete_log_group is stubbed), and the create is refused again.
+    _listed(logs, GROUP)
+    _listed(logs, GROUP)
+    _refused(logs)
     with pytest.raises(DeployError, match=f"LogGroup g: log group {GROUP} already exists"):
         engine.deploy("t", _program, tmp_path / "t.json")
 
 
 def test_a_log_group_the_state_owns_is_left_alone_on_a_re_up(tmp_path: Path, logs: Stubber) -> None:
+    _listed(logs)
     logs.add_response("create_log_group", {}, {"logGroupName": GROUP, "tags": {}})
     logs.add_response("put_retention_policy", {}, {"logGroupName": GROUP, "retentionInDays": 7})
     assert engine.deploy("t", _program, tmp_path / "t.json").names("create") == {"g"}

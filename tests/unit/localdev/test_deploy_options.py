@@ -52,6 +52,9 @@ class FakeBuckets(Realizer):
     def delete(self, ctx: Context, old: ResourceState) -> None:
         self.calls.append(("delete", old.id))
 
+    def find(self, ctx: Context, inputs: Inputs) -> set[str]:
+        return set()  # no create is interrupted here
+
     def exists(self, ctx: Context, old: ResourceState) -> bool:
         return True
 
