@@ -10,6 +10,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import boto3
+import botocore.loaders
+import botocore.session
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
@@ -72,6 +74,11 @@ class ProviderConfig:
             ) from None
 
 
+# botocore's loader caches the service models it parses: one for the process, so every
+# Clients (a deploy, its status check, preview) parses each model once.
+_SERVICE_MODELS = botocore.loaders.create_loader()
+
+
 class Clients:
     """Thread-safe, lazily created boto3 clients for one provider."""
 
@@ -80,7 +87,10 @@ class Clients:
         self._lock = threading.Lock()
         self._clients: dict[str, Any] = {}
         self._account: str | None = None
+        core = botocore.session.Session()
+        core.register_component("data_loader", _SERVICE_MODELS)
         self._session = boto3.session.Session(
+            botocore_session=core,
             aws_access_key_id=config.access_key,
             aws_secret_access_key=config.secret_key,
             region_name=config.region,

@@ -226,6 +226,8 @@ REST_API = Description(
 )
 
 
+# Inputs of a REST API the engine writes at create only (an update of them is refused).
+_REST_API_CREATE_ONLY = frozenset({"endpointConfiguration", "binaryMediaTypes"})
 # The OpenAPI extension holding a REST API's gateway responses.
 _GATEWAY_RESPONSES = "x-amazon-apigateway-gateway-responses"
 
@@ -251,6 +253,13 @@ class RestApi(Described):
     def update(
         self, ctx: Context, inputs: Inputs, old: ResourceState, changed: set[str]
     ) -> Realized:
+        unrealized = sorted(changed & _REST_API_CREATE_ONLY)
+        if unrealized:
+            # The provider PATCHes these; the in-process engine sets them only at create.
+            raise DeployError(
+                f"{ctx.name}: changing a REST API's {', '.join(unrealized)} in place is not"
+                " realized by the in-process engine; replace the REST API instead"
+            )
         gateway = ctx.clients("apigateway")
         if "body" in changed:
             body = inputs.opt_text("body")

@@ -161,6 +161,16 @@ def test_removing_a_body_is_refused(clients: Clients) -> None:
         realizer.update(Context(clients, "r", {}), Inputs({"name": "n"}), old, {"body"})
 
 
+@pytest.mark.parametrize("input_", ["endpointConfiguration", "binaryMediaTypes"])
+def test_a_change_the_engine_cannot_patch_is_refused_not_ignored(
+    clients: Clients, input_: str
+) -> None:
+    realizer = REALIZERS[REST_API]
+    old = _state(REST_API, "api1", {"name": "n"}, {"name": "n", "arn": "a"})
+    with pytest.raises(DeployError, match=f"changing a REST API's {input_} in place is not"):
+        realizer.update(Context(clients, "r", {}), Inputs({"name": "n"}), old, {input_})
+
+
 def test_deleting_the_account_setting_resets_the_cloudwatch_role(
     clients: Clients, gateway: Stubber
 ) -> None:
