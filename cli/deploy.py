@@ -104,7 +104,9 @@ def preview(
     build: Annotated[bool, typer.Option(help="Build missing models and layers first.")] = True,
 ) -> None:
     """What `up` would create, update, replace or delete, and why; changes nothing."""
-    print_preview(deployment.preview(stack, engine, build=build, echo=note))
+    summary = deployment.preview(stack, engine, build=build, echo=note)
+    if summary is not None:  # else Pulumi printed its own preview
+        print_preview(summary)
 
 
 def print_preview(summary: Summary) -> None:

@@ -122,21 +122,24 @@ def status(stack: str, engine: DeployEngine = DeployEngine.auto) -> StackStatus 
 
 def preview(
     stack: str, engine: DeployEngine = DeployEngine.auto, *, build: bool = True, echo: Echo
-) -> Summary:
+) -> Summary | None:
     """What `up` would create, update, replace, delete or retain, and why, changing nothing
     in the cloud. It builds what is missing first, as `up` does, so that it compares the
-    content `up` would deploy."""
+    content `up` would deploy. With the Pulumi CLI, Pulumi's own preview (`--diff`) is
+    streamed to `echo` and None returned."""
     from cli.prepare import prepare
+    from infra import automation
 
     root = _root()
     config = _config(stack)
-    if _use_pulumi(engine, config):
-        raise DeployError(
-            f"with the Pulumi CLI, the stack's preview is Pulumi's own: `pulumi preview "
-            f"--stack {stack}`; `--engine local` previews the in-process engine's `up`"
-        )
+    use_pulumi = _use_pulumi(engine, config)
+    if use_pulumi:
+        automation.workspace(stack, config, root)  # a missing state backend stops here
     if build:
         prepare(config, root, echo)
+    if use_pulumi:
+        automation.preview(stack, config, root, echo)
+        return None
     from localdev.deploy import engine as local_engine
 
     return local_engine.preview(stack, config=config, root=root)

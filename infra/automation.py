@@ -111,6 +111,11 @@ def up(stack: str, config: StackConfig, root: Path, echo: Callable[[str], None])
     return {key: output.value for key, output in result.outputs.items()}
 
 
+def preview(stack: str, config: StackConfig, root: Path, echo: Callable[[str], None]) -> None:
+    """`pulumi preview --diff` for `stack`: Pulumi's own plan, streamed to `echo`."""
+    _stack(stack, config, root).preview(on_output=echo, diff=True)
+
+
 def down(stack: str, config: StackConfig, root: Path, echo: Callable[[str], None]) -> None:
     _stack(stack, config, root).destroy(on_output=echo)
 

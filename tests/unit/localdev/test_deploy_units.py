@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from cli import deploy, deployment
 from cli.app import app
 from infra import automation
+from infra.errors import InfraError
 from localdev.deploy import NotLocalStackError, Summary, up
 from localdev.deploy.assets import archive_zip, canonical, digest, fingerprint
 from localdev.deploy.aws import ProviderConfig
@@ -187,9 +188,18 @@ def test_the_preview_command_lists_each_change_and_why(monkeypatch: pytest.Monke
     assert " b " not in result.output  # unchanged resources are not listed
 
 
-def test_preview_of_a_pulumi_stack_points_at_pulumi_preview(
+def test_preview_with_the_pulumi_cli_is_pulumis_own_preview(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """The Automation API is faked: no Pulumi CLI exists here."""
     monkeypatch.setattr(automation, "available", lambda: True)
-    with pytest.raises(DeployError, match="pulumi preview --stack dev"):
+    asked: list[str] = []
+    monkeypatch.setattr(
+        automation, "preview", lambda stack, config, root, echo: asked.append(stack)
+    )
+    assert deployment.preview("local", build=False, echo=lambda _m: None) is None
+    assert asked == ["local"]
+    # An AWS stack without its state backend stops before Pulumi is asked anything.
+    with pytest.raises(InfraError, match=r"target\.state\.backend_url"):
         deployment.preview("dev", build=False, echo=lambda _m: None)
+    assert asked == ["local"]
