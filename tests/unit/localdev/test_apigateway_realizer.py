@@ -11,13 +11,12 @@ from typing import Any
 import pytest
 from botocore.stub import Stubber
 
-from localdev.deploy.aws import Clients, ProviderConfig
+from localdev.deploy.aws import Clients
 from localdev.deploy.realizers import REALIZERS
 from localdev.deploy.realizers.base import Context, Inputs
-from localdev.deploy.state import ResourceState
 from localdev.errors import DeployError
+from tests.support.boto import resource_state, stub_clients
 
-ENDPOINT = "http://127.0.0.1:4566"
 REST_API = "aws:apigateway/restApi:RestApi"
 ACCOUNT = "aws:apigateway/account:Account"
 BODY = json.dumps(
@@ -37,14 +36,7 @@ BODY = json.dumps(
 
 @pytest.fixture
 def clients() -> Clients:
-    return Clients(
-        ProviderConfig(
-            region="us-east-1",
-            endpoints={"apigateway": ENDPOINT, "sts": ENDPOINT},
-            access_key="test",
-            secret_key="test",
-        )
-    )
+    return stub_clients("apigateway", "sts")
 
 
 @pytest.fixture
@@ -62,17 +54,6 @@ def gateway(clients: Clients) -> Iterator[Stubber]:
     sts.deactivate()
 
 
-def _state(type_: str, id_: str, inputs: dict[str, Any], outputs: dict[str, Any]) -> ResourceState:
-    return ResourceState(
-        urn=f"urn:pulumi:t::p::{type_}::r",
-        type=type_,
-        name="r",
-        id=id_,
-        provider="urn:pulumi:t::p::pulumi:providers:aws::local",
-        inputs=inputs,
-        inputs_hash="",
-        outputs=outputs,
-    )
 
 
 def _expect_body_put(gateway: Stubber, stale: list[str]) -> None:
@@ -145,7 +126,7 @@ def test_a_changed_body_is_put_again_and_stale_gateway_responses_reset(
 ) -> None:
     realizer = REALIZERS[REST_API]
     inputs = {"name": "inferstack-t-api", "description": "d", "body": BODY}
-    old = _state(
+    old = resource_state(
         REST_API, "api1", {**inputs, "body": "{}"}, {"name": "inferstack-t-api", "arn": "a"}
     )
     _expect_body_put(gateway, stale=["THROTTLED"])
@@ -156,7 +137,7 @@ def test_a_changed_body_is_put_again_and_stale_gateway_responses_reset(
 
 def test_removing_a_body_is_refused(clients: Clients) -> None:
     realizer = REALIZERS[REST_API]
-    old = _state(REST_API, "api1", {"name": "n", "body": BODY}, {"name": "n", "arn": "a"})
+    old = resource_state(REST_API, "api1", {"name": "n", "body": BODY}, {"name": "n", "arn": "a"})
     with pytest.raises(DeployError, match="removing a REST API's body is not realized by the"):
         realizer.update(Context(clients, "r", {}), Inputs({"name": "n"}), old, {"body"})
 
@@ -166,7 +147,7 @@ def test_a_change_the_engine_cannot_patch_is_refused_not_ignored(
     clients: Clients, input_: str
 ) -> None:
     realizer = REALIZERS[REST_API]
-    old = _state(REST_API, "api1", {"name": "n"}, {"name": "n", "arn": "a"})
+    old = resource_state(REST_API, "api1", {"name": "n"}, {"name": "n", "arn": "a"})
     with pytest.raises(DeployError, match=f"changing a REST API's {input_} in place is not"):
         realizer.update(Context(clients, "r", {}), Inputs({"name": "n"}), old, {input_})
 
@@ -176,7 +157,8 @@ def test_deleting_the_account_setting_resets_the_cloudwatch_role(
 ) -> None:
     """As pulumi-aws v7: whoever wrote the role last, a delete leaves none."""
     realizer = REALIZERS[ACCOUNT]
-    old = _state(ACCOUNT, "api-gateway-account", {"cloudwatchRoleArn": "arn:aws:iam::1:role/r"}, {})
+    role = {"cloudwatchRoleArn": "arn:aws:iam::1:role/r"}
+    old = resource_state(ACCOUNT, "api-gateway-account", role, {})
     gateway.add_response(
         "update_account",
         {},

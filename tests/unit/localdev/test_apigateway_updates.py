@@ -10,27 +10,20 @@ from typing import Any
 import pytest
 from botocore.stub import Stubber
 
-from localdev.deploy.aws import Clients, ProviderConfig
+from localdev.deploy.aws import Clients
 from localdev.deploy.realizers import REALIZERS
 from localdev.deploy.realizers.base import Context, Inputs
 from localdev.deploy.state import ResourceState
 from localdev.errors import DeployError
+from tests.support.boto import resource_state, stub_clients
 
-ENDPOINT = "http://127.0.0.1:4566"
 USAGE_PLAN = "aws:apigateway/usagePlan:UsagePlan"
 PLAN_ARN = "arn:aws:apigateway:us-east-1::/usageplans/plan1"
 
 
 @pytest.fixture
 def clients() -> Clients:
-    return Clients(
-        ProviderConfig(
-            region="us-east-1",
-            endpoints={"apigateway": ENDPOINT},
-            access_key="test",
-            secret_key="test",
-        )
-    )
+    return stub_clients("apigateway")
 
 
 @pytest.fixture
@@ -43,21 +36,10 @@ def gateway(clients: Clients) -> Iterator[Stubber]:
     stubber.deactivate()
 
 
-def _state(type_: str, id_: str, inputs: dict[str, Any], outputs: dict[str, Any]) -> ResourceState:
-    return ResourceState(
-        urn=f"urn:pulumi:t::p::{type_}::r",
-        type=type_,
-        name="r",
-        id=id_,
-        provider="urn:pulumi:t::p::pulumi:providers:aws::local",
-        inputs=inputs,
-        inputs_hash="",
-        outputs=outputs,
-    )
 
 
 def _plan_state(inputs: dict[str, Any], tags: dict[str, str] | None = None) -> ResourceState:
-    return _state(
+    return resource_state(
         USAGE_PLAN,
         "plan1",
         {**inputs, "tagsAll": tags or {}},
@@ -210,7 +192,7 @@ def test_a_resource_moves_by_patch_and_keeps_its_id(clients: Clients, gateway: S
             ],
         },
     )
-    old = _state(
+    old = resource_state(
         resource,
         "res1",
         {"restApi": "api1", "parentId": "root", "pathPart": "infer"},
@@ -237,7 +219,7 @@ def test_a_deployments_description_is_patched(clients: Clients, gateway: Stubber
             "patchOperations": [{"op": "replace", "path": "/description", "value": "new"}],
         },
     )
-    old = _state(deployment, "dep1", {"restApi": "api1", "description": "old"}, {})
+    old = resource_state(deployment, "dep1", {"restApi": "api1", "description": "old"}, {})
     realized = REALIZERS[deployment].update(
         Context(clients, "r", {}),
         Inputs({"restApi": "api1", "description": "new"}),
@@ -261,7 +243,7 @@ def test_an_integration_responses_new_status_code_replaces_the_old_one(
         {**where, "statusCode": "201", "responseParameters": {}, "responseTemplates": {}},
     )
     address = {"restApi": "api1", "resourceId": "res1", "httpMethod": "POST"}
-    old = _state(
+    old = resource_state(
         integration_response, "agir-api1-res1-POST-200", {**address, "statusCode": "200"}, {}
     )
     realized = REALIZERS[integration_response].update(

@@ -14,8 +14,8 @@ import pytest
 from botocore.stub import Stubber
 
 from localdev.deploy import engine
-from localdev.deploy.aws import Clients, ProviderConfig
 from localdev.errors import DeployError
+from tests.support.boto import stub_clients
 
 ENDPOINT = "http://127.0.0.1:4566"
 GROUP = "/aws/lambda/f"
@@ -24,14 +24,7 @@ GROUP = "/aws/lambda/f"
 @pytest.fixture
 def logs(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stubber]:
     """Every client the engine makes is this one, its CloudWatch Logs calls stubbed."""
-    clients = Clients(
-        ProviderConfig(
-            region="us-east-1",
-            endpoints={"logs": ENDPOINT, "sts": ENDPOINT},
-            access_key="t",
-            secret_key="t",
-        )
-    )
+    clients = stub_clients("logs", "sts")
     monkeypatch.setattr(engine, "Clients", lambda config: clients)
     with Stubber(clients("logs")) as stubber, Stubber(clients("sts")) as sts:
         # The group's ARN names the account (asked once).

@@ -14,10 +14,10 @@ import pytest
 from botocore.stub import Stubber
 
 from localdev.deploy import engine
-from localdev.deploy.aws import Clients, ProviderConfig
 from localdev.deploy.realizers import REALIZERS
 from localdev.deploy.realizers.base import Context, Inputs, Realized, Realizer
 from localdev.deploy.state import ResourceState
+from tests.support.boto import stub_clients
 
 BUCKET = "aws:s3/bucket:Bucket"
 ENDPOINT = "http://127.0.0.1:4566"
@@ -129,14 +129,7 @@ def test_preview_says_what_up_would_do_and_why_and_changes_nothing(
 
 @pytest.fixture
 def logs(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stubber]:
-    clients = Clients(
-        ProviderConfig(
-            region="us-east-1",
-            endpoints={"logs": ENDPOINT, "sts": ENDPOINT},
-            access_key="t",
-            secret_key="t",
-        )
-    )
+    clients = stub_clients("logs", "sts")
     monkeypatch.setattr(engine, "Clients", lambda config: clients)
     with Stubber(clients("logs")) as stubber, Stubber(clients("sts")) as sts:
         sts.add_response("get_caller_identity", {"Account": "000000000000"})

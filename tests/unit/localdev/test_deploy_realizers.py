@@ -17,6 +17,7 @@ from localdev.deploy.realizers import REALIZERS
 from localdev.deploy.realizers.base import Context, Inputs
 from localdev.deploy.state import ResourceState, StackState, state_path
 from localdev.errors import DeployError
+from tests.support.boto import stub_clients
 
 ENDPOINT = "http://127.0.0.1:4566"
 PROVIDER = "urn:pulumi:t::p::pulumi:providers:aws::local"
@@ -26,14 +27,7 @@ ALIAS_ARN = "arn:aws:lambda:us-east-1:000000000000:function:f:live"
 @pytest.fixture
 def clients() -> Clients:
     services = ("apigateway", "iam", "lambda", "logs", "s3", "sts")
-    return Clients(
-        ProviderConfig(
-            region="us-east-1",
-            endpoints={service: ENDPOINT for service in services},
-            access_key="test",
-            secret_key="test",
-        )
-    )
+    return stub_clients(*services)
 
 
 @pytest.fixture

@@ -9,23 +9,15 @@ from collections.abc import Iterator
 import pytest
 from botocore.stub import Stubber
 
-from localdev.deploy.aws import Clients, ProviderConfig
+from localdev.deploy.aws import Clients
 from localdev.deploy.realizers import REALIZERS
 from localdev.deploy.realizers.base import Context, Inputs
-
-ENDPOINT = "http://127.0.0.1:4566"
+from tests.support.boto import stub_clients
 
 
 @pytest.fixture
 def clients() -> Clients:
-    return Clients(
-        ProviderConfig(
-            region="us-east-1",
-            endpoints={"apigateway": ENDPOINT, "lambda": ENDPOINT},
-            access_key="test",
-            secret_key="test",
-        )
-    )
+    return stub_clients("apigateway", "lambda")
 
 
 @pytest.fixture
