@@ -13,7 +13,7 @@ from typing import Annotated, Any, get_args
 import typer
 from typer.core import TyperGroup
 
-from cli import deploy, localstack
+from cli import batch, deploy, jobs, localstack
 from cli.console import console, err_console, note, spinner
 from cli.errors import UserError, describe, expected_errors, fail
 from cli.options import one_of
@@ -168,6 +168,8 @@ def demo(
 for command in (deploy.up, deploy.down, deploy.status, deploy.preview):
     app.command()(command)
 app.add_typer(localstack.app, name="localstack")
+app.add_typer(jobs.app, name="jobs")
+app.add_typer(batch.app, name="batch")
 
 
 def main() -> None:

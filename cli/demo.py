@@ -2,10 +2,13 @@
 
 Builds the digits and MiniLM models, starts LocalStack, deploys the `local` stack
 (`inferstack up --stack local`), and sends real requests through LocalStack's API
-Gateway to the Lambda functions.
+Gateway to the Lambda functions, then one digits job through the queue.
 """
 
 from __future__ import annotations
+
+import time
+from typing import Any
 
 import numpy as np
 from rich.panel import Panel
@@ -13,7 +16,8 @@ from rich.panel import Panel
 from cli import deployment
 from cli.console import console, note
 from cli.deploy import print_deployment
-from cli.predict import infer_remote, predict_remote
+from cli.jobs import jobs_of, wait_for_job
+from cli.predict import infer_remote, predict_remote, remote_request
 from cli.render import response_table
 from model_build.build import sample_path
 
@@ -44,6 +48,7 @@ def run_demo(*, keep: bool) -> None:
             console.print("the local stack serves no MiniLM model; skipped the text demo")
         else:
             _similarities(url, text_model)
+        _digit_job(deployed.outputs)
     finally:
         if keep or was_running:
             console.print("LocalStack keeps running; stop it with `inferstack localstack stop`")
@@ -64,6 +69,25 @@ def _digit(url: str) -> None:
             f"predicted digit [bold]{label}[/] with probability {probability:.4f}"
             f" (true label of this held-out image: {expected})",
             title=f"digits via {url}/v2/models/digits/infer",
+        )
+    )
+
+
+def _digit_job(outputs: dict[str, Any]) -> None:
+    if "digits" not in (outputs.get("jobs") or {}):
+        console.print("the local stack has no jobs for digits; skipped the job demo")
+        return
+    jobs = jobs_of(STACK, "digits", ["digits"], outputs)
+    started = time.monotonic()
+    request = remote_request(jobs.api_url, "digits", sample_path("digits"), jobs.headers)
+    job = jobs.submit(request, idempotency_key=None)
+    record = wait_for_job(jobs, job["id"], timeout_s=120)
+    label = next(o for o in record["response"]["outputs"] if o["name"] == "label")["data"][0]
+    console.print(
+        Panel(
+            f"job {job['id']} {record['status']} in {time.monotonic() - started:.1f} s "
+            f"(queued, then run by the function): predicted digit [bold]{label}[/]",
+            title=f"digits job via {jobs.url(job['status_url'])}",
         )
     )
 

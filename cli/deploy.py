@@ -163,6 +163,10 @@ def _print_outputs(outputs: dict[str, Any], not_emulated: Sequence[NotEmulated] 
     rows = []
     if outputs.get("url"):
         rows.append(("API", str(outputs["url"])))
+    for model, jobs in sorted((outputs.get("jobs") or {}).items()):
+        rows.append((f"jobs {model}", str(jobs.get("jobsUrl"))))
+        if jobs.get("batchPrefix"):
+            rows.append((f"batches {model}", str(jobs["batchPrefix"])))
     for model, function in sorted((outputs.get("functions") or {}).items()):
         rows.append((f"function {model}", str(function)))
     if outputs.get("bucket"):

@@ -77,8 +77,8 @@ def up(
     endpoint = _ensure_localstack(config, echo)
     if use_pulumi:
         outputs = automation.up(stack, config, root, echo)
-        if endpoint is not None and isinstance(outputs.get("url"), str):
-            outputs["url"] = localstack_url(outputs["url"], endpoint)
+        if endpoint is not None:
+            outputs = _localstack_urls(outputs, endpoint)
         return Deployment(stack, outputs, time.monotonic() - started, None)
     from localdev.deploy import engine as local_engine
 
@@ -145,16 +145,70 @@ def preview(
     return local_engine.preview(stack, config=config, root=root)
 
 
+def outputs(stack: str, engine: DeployEngine = DeployEngine.auto) -> dict[str, Any]:
+    """The outputs the stack's last `up` recorded, its URLs reachable from this machine;
+    empty when it is not deployed. Asks the cloud nothing."""
+    from infra import automation
+    from stacks.schema import LocalStackTarget
+
+    root = _root()
+    config = _config(stack)
+    if _use_pulumi(engine, config):
+        found = automation.outputs(stack, config, root)
+        if isinstance(config.target, LocalStackTarget):
+            found = _localstack_urls(found, config.target.endpoint)
+        return found
+    from localdev.deploy import engine as local_engine
+
+    return local_engine.status(stack, root=root, verify=False).outputs
+
+
+def s3_client(stack: str) -> Any:
+    """A boto3 S3 client for the stack's cloud: LocalStack's endpoint with its test
+    credentials, or AWS in the stack's region with its profile (else the default
+    credential chain)."""
+    from stacks.schema import LocalStackTarget
+
+    target = _config(stack).target
+    if isinstance(target, LocalStackTarget):
+        from infra.providers import LOCALSTACK_CREDENTIALS
+        from localdev.deploy.aws import Clients, ProviderConfig
+
+        access_key, secret_key = LOCALSTACK_CREDENTIALS
+        endpoints = {"s3": target.endpoint.rstrip("/")}
+        return Clients(ProviderConfig(target.region, endpoints, access_key, secret_key))("s3")
+    import boto3
+
+    session = boto3.session.Session(profile_name=target.profile, region_name=target.region)
+    return session.client("s3")
+
+
 def localstack_url(url: str, endpoint: str) -> str:
-    """https://<api>.execute-api.<region>.amazonaws.com/<stage> -> the same stage's URL on
+    """https://<api>.execute-api.<region>.amazonaws.com/<stage>[/path] -> the same URL on
     LocalStack (real Pulumi computes the AWS hostname, which resolves nowhere locally)."""
     parsed = urllib.parse.urlparse(url)
     host = parsed.hostname or ""
     if ".execute-api." not in host:
         return url
     api = host.split(".", 1)[0]
-    stage = parsed.path.strip("/").split("/", 1)[0]
-    return f"{endpoint.rstrip('/')}/restapis/{api}/{stage}/_user_request_"
+    stage, _, path = parsed.path.strip("/").partition("/")
+    rest = f"/{path}" if path else ""
+    return f"{endpoint.rstrip('/')}/restapis/{api}/{stage}/_user_request_{rest}"
+
+
+def _localstack_urls(outputs: dict[str, Any], endpoint: str) -> dict[str, Any]:
+    """`outputs` with the API URL and each model's jobs URL as LocalStack serves them."""
+    found = dict(outputs)
+    if isinstance(found.get("url"), str):
+        found["url"] = localstack_url(found["url"], endpoint)
+    if isinstance(found.get("jobs"), dict):
+        found["jobs"] = {
+            model: {**jobs, "jobsUrl": localstack_url(jobs["jobsUrl"], endpoint)}
+            if isinstance(jobs.get("jobsUrl"), str)
+            else jobs
+            for model, jobs in found["jobs"].items()
+        }
+    return found
 
 
 def _root() -> Path:

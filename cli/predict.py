@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -14,25 +15,41 @@ from model_runtime.datatypes import to_numpy
 
 
 def predict_remote(url: str, model: str, input_file: Path) -> dict[str, Any]:
-    """Send the request in `input_file` to `url` (fetching the model's metadata first
-    when the file holds bare arrays)."""
+    """Send the request in `input_file` to `url`."""
+    return infer_remote(url, model, remote_request(url, model, input_file))
+
+
+def remote_request(
+    url: str, model: str, input_file: Path, headers: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """The request in `input_file`, fetching the model's metadata from `url` first when
+    the file holds bare arrays."""
     inputs_meta = None
     if input_file.suffix != ".json" or "inputs" not in _read_json(input_file):
-        inputs_meta = _call(url, "GET", f"/v2/models/{model}")["inputs"]
-    return infer_remote(url, model, load_request(input_file, inputs_meta))
+        inputs_meta = call_api(url, "GET", f"/v2/models/{model}", headers=headers)["inputs"]
+    return load_request(input_file, inputs_meta)
 
 
 def infer_remote(url: str, model: str, request: dict[str, Any]) -> dict[str, Any]:
-    return _call(url, "POST", f"/v2/models/{model}/infer", request)
+    return call_api(url, "POST", f"/v2/models/{model}/infer", request)
 
 
-def _call(url: str, method: str, path: str, body: Any = None) -> dict[str, Any]:
+def call_api(
+    url: str,
+    method: str,
+    path: str,
+    body: Any = None,
+    *,
+    headers: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """One JSON call to the API at `url`; an unreachable server or a 4xx/5xx answer is a
+    PredictError naming the call and the answer's error."""
     import httpx
 
     base = url.rstrip("/")
     try:
         # Lambda cold starts behind API Gateway can take seconds.
-        response = httpx.request(method, f"{base}{path}", json=body, timeout=60.0)
+        response = httpx.request(method, f"{base}{path}", json=body, headers=headers, timeout=60.0)
     except httpx.HTTPError as exc:
         raise PredictError(f"cannot reach {base}: {exc}") from exc
     return _json_or_raise(response)

@@ -1,6 +1,7 @@
-"""AWS Lambda entry point: Mangum around the shared model app.
+"""AWS Lambda entry point: API Gateway, SQS and S3 events, served by the same engines
+(routing in model_runtime.events.entry).
 
-The engines load once per execution environment, at init, not per request.
+The engines load once per execution environment, at init, not per event.
 """
 
 import os
@@ -9,15 +10,9 @@ import os
 # allows writes only under /tmp, and the warning it logs otherwise is noise.
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 
-from mangum import Mangum
-
-from model_runtime.app import create_app
+from model_runtime.events.entry import LambdaEntry
+from model_runtime.events.settings import JobsSettings
 from model_runtime.settings import RuntimeSettings
 
-settings = RuntimeSettings.from_env()
-app = create_app(
-    settings.load_engines(),
-    max_body_bytes=settings.max_body_bytes,
-    cors_allow_origin=settings.cors_allow_origin,
-)
-handler = Mangum(app, lifespan="off")
+handler = LambdaEntry.from_settings(RuntimeSettings.from_env(), JobsSettings.from_env())
+app = handler.app

@@ -1,4 +1,5 @@
-"""The S3 bucket that holds model artifacts under content-addressed keys."""
+"""The S3 bucket that holds model artifacts under content-addressed keys, and the guards
+every bucket of a stack gets (`secure_bucket`)."""
 
 from __future__ import annotations
 
@@ -29,13 +30,7 @@ class ArtifactStore(pulumi.ComponentResource):
         self._name = name
         config = args.config
         self.bucket = aws.s3.Bucket(name, force_destroy=config.force_destroy, opts=self._child())
-        public_access = self._create_public_access_block()
-        ownership = aws.s3.BucketOwnershipControls(
-            f"{name}-ownership",
-            bucket=self.bucket.id,
-            rule=aws.s3.BucketOwnershipControlsRuleArgs(object_ownership="BucketOwnerEnforced"),
-            opts=self._child(),
-        )
+        encryption = secure_bucket(name, self.bucket, config, parent=self)
         versioning = aws.s3.BucketVersioning(
             f"{name}-versioning",
             bucket=self.bucket.id,
@@ -44,8 +39,6 @@ class ArtifactStore(pulumi.ComponentResource):
             ),
             opts=self._child(),
         )
-        encryption = self._create_encryption(config)
-        self._create_tls_only_policy(depends_on=[public_access, ownership])
         self._create_lifecycle(config, depends_on=[versioning])
         self.model_uris = {
             artifact.name: self._upload(artifact, depends_on=[encryption, versioning])
@@ -57,59 +50,6 @@ class ArtifactStore(pulumi.ComponentResource):
 
     def _child(self, depends_on: list[pulumi.Resource] | None = None) -> pulumi.ResourceOptions:
         return pulumi.ResourceOptions(parent=self, depends_on=depends_on)
-
-    def _create_public_access_block(self) -> aws.s3.BucketPublicAccessBlock:
-        return aws.s3.BucketPublicAccessBlock(
-            f"{self._name}-public-access",
-            bucket=self.bucket.id,
-            block_public_acls=True,
-            block_public_policy=True,
-            ignore_public_acls=True,
-            restrict_public_buckets=True,
-            opts=self._child(),
-        )
-
-    def _create_encryption(
-        self, config: ArtifactStoreConfig
-    ) -> aws.s3.BucketServerSideEncryptionConfiguration:
-        default = aws.s3.BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgs(  # noqa: E501
-            sse_algorithm=config.encryption, kms_master_key_id=config.kms_key_arn
-        )
-        return aws.s3.BucketServerSideEncryptionConfiguration(
-            f"{self._name}-encryption",
-            bucket=self.bucket.id,
-            rules=[
-                aws.s3.BucketServerSideEncryptionConfigurationRuleArgs(
-                    apply_server_side_encryption_by_default=default,
-                    # S3 Bucket Keys cut KMS requests (and their cost) by orders of magnitude.
-                    bucket_key_enabled=config.encryption == "aws:kms",
-                )
-            ],
-            opts=self._child(),
-        )
-
-    def _create_tls_only_policy(self, depends_on: list[pulumi.Resource]) -> aws.s3.BucketPolicy:
-        policy = pulumi.Output.json_dumps(
-            {
-                "Version": "2012-10-17",
-                "Statement": [
-                    {
-                        "Sid": "DenyInsecureTransport",
-                        "Effect": "Deny",
-                        "Principal": "*",
-                        "Action": "s3:*",
-                        "Resource": [self.bucket.arn, pulumi.Output.concat(self.bucket.arn, "/*")],
-                        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-                    }
-                ],
-            }
-        )
-        return aws.s3.BucketPolicy(
-            f"{self._name}-tls-only",
-            bucket=self.bucket.id,
-            policy=policy,
-            opts=self._child(depends_on),
-        )
 
     def _create_lifecycle(
         self, config: ArtifactStoreConfig, depends_on: list[pulumi.Resource]
@@ -166,3 +106,71 @@ class ArtifactStore(pulumi.ComponentResource):
         return pulumi.Output.all(self.bucket.bucket, *[obj.key for obj in objects]).apply(
             lambda values: f"s3://{values[0]}/{artifact.key_prefix}"
         )
+
+
+def secure_bucket(
+    name: str, bucket: aws.s3.Bucket, config: ArtifactStoreConfig, parent: pulumi.Resource
+) -> aws.s3.BucketServerSideEncryptionConfiguration:
+    """Make `bucket` private (public access blocked, ACLs off), encrypted as `config` says,
+    and reachable over TLS only; returns its encryption configuration, which objects
+    uploaded by the program wait for. Every bucket of a stack gets the same."""
+    child = pulumi.ResourceOptions(parent=parent)
+    public_access = aws.s3.BucketPublicAccessBlock(
+        f"{name}-public-access",
+        bucket=bucket.id,
+        block_public_acls=True,
+        block_public_policy=True,
+        ignore_public_acls=True,
+        restrict_public_buckets=True,
+        opts=child,
+    )
+    ownership = aws.s3.BucketOwnershipControls(
+        f"{name}-ownership",
+        bucket=bucket.id,
+        rule=aws.s3.BucketOwnershipControlsRuleArgs(object_ownership="BucketOwnerEnforced"),
+        opts=child,
+    )
+    default = (
+        aws.s3.BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgs(
+            sse_algorithm=config.encryption, kms_master_key_id=config.kms_key_arn
+        )
+    )
+    encryption = aws.s3.BucketServerSideEncryptionConfiguration(
+        f"{name}-encryption",
+        bucket=bucket.id,
+        rules=[
+            aws.s3.BucketServerSideEncryptionConfigurationRuleArgs(
+                apply_server_side_encryption_by_default=default,
+                # S3 Bucket Keys cut KMS requests (and their cost) by orders of magnitude.
+                bucket_key_enabled=config.encryption == "aws:kms",
+            )
+        ],
+        opts=child,
+    )
+    _tls_only_policy(
+        name,
+        bucket,
+        pulumi.ResourceOptions(parent=parent, depends_on=[public_access, ownership]),
+    )
+    return encryption
+
+
+def _tls_only_policy(
+    name: str, bucket: aws.s3.Bucket, opts: pulumi.ResourceOptions
+) -> aws.s3.BucketPolicy:
+    policy = pulumi.Output.json_dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "DenyInsecureTransport",
+                    "Effect": "Deny",
+                    "Principal": "*",
+                    "Action": "s3:*",
+                    "Resource": [bucket.arn, pulumi.Output.concat(bucket.arn, "/*")],
+                    "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+                }
+            ],
+        }
+    )
+    return aws.s3.BucketPolicy(f"{name}-tls-only", bucket=bucket.id, policy=policy, opts=opts)

@@ -322,6 +322,13 @@ def _fake_outputs(type_: str, name: str, state: dict[str, Any], region: str) -> 
         state.setdefault("name", name)
         state["value"] = hashlib.sha256(f"key:{name}".encode()).hexdigest()[:40]
         return short
+    if type_ == "aws:sqs/queue:Queue":
+        queue = state.setdefault("name", name)
+        state.update(
+            arn=f"arn:aws:sqs:{region}:{account}:{queue}",
+            url=f"https://sqs.{region}.amazonaws.com/{account}/{queue}",
+        )
+        return str(state["url"])
     if type_.startswith("kubernetes:"):
         metadata = state.get("metadata") or {}
         return "/".join(part for part in (metadata.get("namespace"), metadata.get("name")) if part)

@@ -1,4 +1,5 @@
-"""One model served by one Lambda function, behind a published version and a `live` alias."""
+"""One model served by one Lambda function, behind a published version and a `live` alias;
+with jobs, the alias also polls the model's queue, and with batches S3 may invoke it."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ import pulumi_aws as aws
 from functions import HANDLER
 from infra import policies
 from infra.bundles import CodeBucket, Zip
-from stacks.schema import LambdaConfig
+from infra.job_queue import JobQueue
+from stacks.schema import AsyncConfig, LambdaConfig
 
 ALIAS = "live"
 
@@ -22,6 +24,29 @@ class S3Model:
     bucket_arn: pulumi.Input[str]
     key_prefix: str
     uri: pulumi.Input[str]
+    kms_key_arn: str | None = None
+
+
+@dataclass
+class Batches:
+    """JSONL files under `<prefix>/in/` in the data bucket, run `chunk_lines` at a time."""
+
+    prefix: str
+    chunk_lines: int
+
+
+@dataclass
+class Jobs:
+    """The model's jobs: its queue, and its prefix of the stack's data bucket (the role may
+    touch only that, and the batch prefix)."""
+
+    config: AsyncConfig
+    queue: JobQueue
+    bucket_name: pulumi.Input[str]
+    bucket_arn: pulumi.Input[str]
+    prefix: str
+    batches: Batches | None = None
+    # The stack's KMS key, when the bucket and queue are encrypted with it.
     kms_key_arn: str | None = None
 
 
@@ -38,6 +63,7 @@ class LambdaModelArgs:
     # Where zips over Lambda's direct-upload limit are uploaded first.
     code_bucket: CodeBucket
     environment: dict[str, str] = field(default_factory=dict)
+    jobs: Jobs | None = None
 
 
 class LambdaModel(pulumi.ComponentResource):
@@ -46,6 +72,9 @@ class LambdaModel(pulumi.ComponentResource):
     log_group: aws.cloudwatch.LogGroup
     role: aws.iam.Role
     provisioned: aws.lambda_.ProvisionedConcurrencyConfig | None
+    jobs: Jobs | None
+    # What lets the data bucket invoke the alias (with batches).
+    s3_permission: aws.lambda_.Permission | None
 
     def __init__(
         self, name: str, args: LambdaModelArgs, opts: pulumi.ResourceOptions | None = None
@@ -66,9 +95,11 @@ class LambdaModel(pulumi.ComponentResource):
             assume_role_policy=policies.service_trust("lambda.amazonaws.com"),
             opts=self._child(),
         )
-        role_policy = self._create_role_policy(args.model)
+        role_policy = self._create_role_policy(args.model, args.jobs)
         layers = [args.runtime_layer_arn]
         environment: dict[str, pulumi.Input[str]] = dict(args.environment)
+        if args.jobs is not None:
+            environment.update(_jobs_environment(args.jobs))
         if isinstance(args.model, S3Model):
             environment["MODEL_URI"] = args.model.uri
         else:
@@ -105,6 +136,12 @@ class LambdaModel(pulumi.ComponentResource):
             opts=self._child(),
         )
         self.provisioned = self._create_provisioned_concurrency(config)
+        self.jobs = args.jobs
+        self.s3_permission = None
+        if args.jobs is not None:
+            self._create_queue_mapping(args.jobs, role_policy)
+            if args.jobs.batches is not None:
+                self.s3_permission = self._create_s3_permission(args.jobs.bucket_arn)
         self.register_outputs(
             {
                 "function_name": self.function.name,
@@ -116,12 +153,21 @@ class LambdaModel(pulumi.ComponentResource):
     def _child(self, depends_on: list[pulumi.Resource] | None = None) -> pulumi.ResourceOptions:
         return pulumi.ResourceOptions(parent=self, depends_on=depends_on)
 
-    def _create_role_policy(self, model: Zip | S3Model) -> aws.iam.RolePolicy:
+    def _create_role_policy(self, model: Zip | S3Model, jobs: Jobs | None) -> aws.iam.RolePolicy:
         statements = [policies.write_log_group(self.log_group.arn)]
+        # The stack's one KMS key: read for an S3-delivered model; read and write (new
+        # data keys) for the data bucket and the queue.
+        kms_key, kms_actions = None, []
         if isinstance(model, S3Model):
             statements.append(policies.read_prefix(model.bucket_arn, model.key_prefix))
             if model.kms_key_arn is not None:
-                statements.append(policies.allow(["kms:Decrypt"], [model.kms_key_arn]))
+                kms_key, kms_actions = model.kms_key_arn, ["kms:Decrypt"]
+        if jobs is not None:
+            statements += _jobs_statements(jobs)
+            if jobs.kms_key_arn is not None:
+                kms_key, kms_actions = jobs.kms_key_arn, ["kms:Decrypt", "kms:GenerateDataKey"]
+        if kms_key is not None:
+            statements.append(policies.allow(kms_actions, [kms_key]))
         return aws.iam.RolePolicy(
             f"{self._name}-policy",
             role=self.role.id,
@@ -157,3 +203,81 @@ class LambdaModel(pulumi.ComponentResource):
             provisioned_concurrent_executions=config.provisioned.min,
             opts=pulumi.ResourceOptions(parent=self, ignore_changes=ignore),
         )
+
+    def _create_queue_mapping(
+        self, jobs: Jobs, role_policy: aws.iam.RolePolicy
+    ) -> aws.lambda_.EventSourceMapping:
+        config = jobs.config
+        scaling = (
+            None
+            if config.max_concurrency is None
+            else aws.lambda_.EventSourceMappingScalingConfigArgs(
+                maximum_concurrency=config.max_concurrency
+            )
+        )
+        return aws.lambda_.EventSourceMapping(
+            f"{self._name}-jobs-mapping",
+            event_source_arn=jobs.queue.queue.arn,
+            # The alias, like the API: a deploy moves both to the new version at once.
+            function_name=self.alias.arn,
+            batch_size=config.batch_size,
+            maximum_batching_window_in_seconds=config.max_batching_window_s,
+            # The handler returns the messages that failed; the others are deleted.
+            function_response_types=["ReportBatchItemFailures"],
+            scaling_config=scaling,
+            # Lambda checks the role's SQS permissions when the mapping is created.
+            opts=self._child(depends_on=[role_policy]),
+        )
+
+    def _create_s3_permission(self, bucket_arn: pulumi.Input[str]) -> aws.lambda_.Permission:
+        # Bucket ARNs carry no account: source_account keeps another account's bucket of
+        # the same name from invoking the function (the confused-deputy case).
+        account = self.function.arn.apply(lambda arn: arn.split(":")[4])
+        return aws.lambda_.Permission(
+            f"{self._name}-batch-invoke",
+            action="lambda:InvokeFunction",
+            function=self.function.name,
+            qualifier=self.alias.name,
+            principal="s3.amazonaws.com",
+            source_arn=bucket_arn,
+            source_account=account,
+            opts=self._child(),
+        )
+
+
+def _jobs_environment(jobs: Jobs) -> dict[str, pulumi.Input[str]]:
+    """What the runtime reads to find its jobs (model_runtime/events/settings.py)."""
+    environment: dict[str, pulumi.Input[str]] = {
+        "INFERSTACK_JOBS_BUCKET": jobs.bucket_name,
+        "INFERSTACK_JOBS_PREFIX": jobs.prefix,
+        "INFERSTACK_JOBS_QUEUE_URL": jobs.queue.queue.url,
+        "INFERSTACK_JOBS_MAX_RECEIVES": str(jobs.config.max_receives),
+    }
+    if jobs.batches is not None:
+        environment["INFERSTACK_BATCH_PREFIX"] = jobs.batches.prefix
+        environment["INFERSTACK_BATCH_CHUNK_LINES"] = str(jobs.batches.chunk_lines)
+    return environment
+
+
+def _jobs_statements(jobs: Jobs) -> list[policies.Statement]:
+    """The queue, and the model's own prefixes of the data bucket: nothing of another model."""
+    bucket = jobs.bucket_arn
+    statements = [
+        policies.work_queue(jobs.queue.queue.arn),
+        policies.read_write_prefix(bucket, jobs.prefix),
+    ]
+    # Listed: the last chunk worker lists the run's finished chunks in work/; and a job id,
+    # an input_uri or a summary that is not there yet must read as missing (404), not as
+    # access denied (403).
+    listed = [jobs.prefix]
+    if jobs.batches is not None:
+        prefix = jobs.batches.prefix
+        statements += [
+            # Inputs are the user's: read, never written.
+            policies.read_prefix(bucket, f"{prefix}/in"),
+            policies.read_write_prefix(bucket, f"{prefix}/work"),
+            policies.read_write_prefix(bucket, f"{prefix}/out"),
+        ]
+        listed += [f"{prefix}/in", f"{prefix}/work", f"{prefix}/out"]
+    statements.append(policies.list_prefixes(bucket, listed))
+    return statements

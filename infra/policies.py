@@ -1,6 +1,6 @@
 """IAM policy documents. Every statement names its resources: no wildcards for actions,
-and resources only as wide as one log group or one model prefix, with one exception IAM
-imposes: logs:DescribeLogGroups, which supports no resource-level scope (see
+and resources only as wide as one log group, one queue or one model's prefix, with one
+exception IAM imposes: logs:DescribeLogGroups, which supports no resource-level scope (see
 `api_gateway_logging`)."""
 
 from __future__ import annotations
@@ -36,6 +36,40 @@ def write_log_group(log_group_arn: pulumi.Input[str]) -> Statement:
 
 def read_prefix(bucket_arn: pulumi.Input[str], prefix: str) -> Statement:
     return allow(["s3:GetObject"], [pulumi.Output.concat(bucket_arn, "/", prefix, "/*")])
+
+
+def read_write_prefix(bucket_arn: pulumi.Input[str], prefix: str) -> Statement:
+    objects = pulumi.Output.concat(bucket_arn, "/", prefix, "/*")
+    return allow(["s3:GetObject", "s3:PutObject"], [objects])
+
+
+def list_prefixes(bucket_arn: pulumi.Input[str], prefixes: list[str]) -> Statement:
+    """ListObjects on the bucket, for keys under these prefixes only.
+
+    Also what makes S3 answer a GET or HEAD of a missing key there with 404 NoSuchKey:
+    without s3:ListBucket it answers 403 AccessDenied, and it checks the grant with the
+    key as s3:prefix.
+    """
+    return {
+        **allow(["s3:ListBucket"], [bucket_arn]),
+        "Condition": {"StringLike": {"s3:prefix": [f"{prefix}/*" for prefix in prefixes]}},
+    }
+
+
+def work_queue(queue_arn: pulumi.Input[str]) -> Statement:
+    """What a function needs on its own SQS queue: the event source mapping polls it with
+    the function's role (Receive, Delete, GetQueueAttributes, ChangeMessageVisibility), and
+    the function itself sends to it (a batch's chunks)."""
+    return allow(
+        [
+            "sqs:ChangeMessageVisibility",
+            "sqs:DeleteMessage",
+            "sqs:GetQueueAttributes",
+            "sqs:ReceiveMessage",
+            "sqs:SendMessage",
+        ],
+        [queue_arn],
+    )
 
 
 def api_gateway_logging(log_groups: pulumi.Input[str]) -> list[Statement]:

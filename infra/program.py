@@ -14,8 +14,10 @@ from infra.artifacts import Artifact, load_artifact
 from infra.autoscaling import Autoscaling, AutoscalingArgs
 from infra.gpu_endpoint import GpuEndpoint, GpuEndpointArgs, PodRole
 from infra.inference_api import InferenceApi, InferenceApiArgs, ModelRoute
-from infra.lambda_model import LambdaModel, LambdaModelArgs, S3Model
-from stacks.schema import StackConfig
+from infra.job_queue import JobQueue, JobQueueArgs
+from infra.job_store import BatchTrigger, JobStore, JobStoreArgs
+from infra.lambda_model import Batches, Jobs, LambdaModel, LambdaModelArgs, S3Model
+from stacks.schema import LambdaConfig, ModelConfig, StackConfig
 
 
 def define_stack(config: StackConfig, stack: str, root: Path) -> dict[str, Any]:
@@ -35,7 +37,16 @@ def define_stack(config: StackConfig, stack: str, root: Path) -> dict[str, Any]:
         on_aws,
     )
     outputs: dict[str, Any] = {"bucket": store.bucket.bucket, "modelUris": store.model_uris}
-    functions = _define_functions(config, prefix, function_bundles, artifacts, store, on_aws)
+    job_store = None
+    if config.async_models:
+        job_store = JobStore(
+            f"{prefix}-jobs",
+            JobStoreArgs(config=config.artifact_store, models=config.async_models),
+            on_aws,
+        )
+    functions = _define_functions(
+        config, prefix, function_bundles, artifacts, store, job_store, on_aws
+    )
     if functions:
         default_model = config.default_model
         assert default_model is not None
@@ -59,6 +70,9 @@ def define_stack(config: StackConfig, stack: str, root: Path) -> dict[str, Any]:
         )
         outputs["url"] = api.url
         outputs["functions"] = {model: fn.function.name for model, fn in functions.items()}
+        if job_store is not None:
+            outputs["jobsBucket"] = job_store.bucket.bucket
+            outputs["jobs"] = _job_outputs(config, functions, job_store, api.url)
         if api.api_keys:
             outputs["apiKeys"] = pulumi.Output.secret(
                 {client: key.value for client, key in api.api_keys.items()}
@@ -76,6 +90,7 @@ def _define_functions(
     function_bundles: dict[str, bundles.FunctionBundle],
     artifacts: dict[str, Artifact],
     store: ArtifactStore,
+    job_store: JobStore | None,
     opts: pulumi.ResourceOptions,
 ) -> dict[str, LambdaModel]:
     runtime_layers: dict[tuple[str, str], aws.lambda_.LayerVersion] = {}
@@ -131,6 +146,7 @@ def _define_functions(
                 log_retention_days=config.log_retention_days,
                 environment=environment,
                 code_bucket=code_bucket,
+                jobs=_define_jobs(config, model, function, name, job_store, opts),
             ),
             opts,
         )
@@ -148,7 +164,78 @@ def _define_functions(
                 opts,
             )
         functions[model.name] = lambda_model
+    triggers = [
+        BatchTrigger(fn.jobs.batches.prefix, fn.alias.arn, fn.s3_permission)
+        for fn in functions.values()
+        if fn.jobs is not None and fn.jobs.batches is not None and fn.s3_permission is not None
+    ]
+    if job_store is not None and triggers:
+        job_store.notify(triggers)
     return functions
+
+
+def _define_jobs(
+    config: StackConfig,
+    model: ModelConfig,
+    function: LambdaConfig,
+    function_name: str,
+    job_store: JobStore | None,
+    opts: pulumi.ResourceOptions,
+) -> Jobs | None:
+    """The model's queue, and what its function needs to know of it and the data bucket."""
+    if model.async_ is None:
+        return None
+    assert job_store is not None
+    store = config.artifact_store
+    queue = JobQueue(
+        function_name,
+        JobQueueArgs(
+            function_name=function_name,
+            config=model.async_,
+            function_timeout_s=function.timeout_s,
+            # Without a key of the stack's own, KMS means AWS's managed key for SQS (as
+            # aws/s3 is for the buckets).
+            kms_key_id=store.kms_key_arn
+            or ("alias/aws/sqs" if store.encryption == "aws:kms" else None),
+        ),
+        opts,
+    )
+    batches = None
+    if model.batch is not None and model.batch_prefix is not None:
+        batches = Batches(prefix=model.batch_prefix, chunk_lines=model.batch.chunk_lines)
+    return Jobs(
+        config=model.async_,
+        queue=queue,
+        bucket_name=job_store.bucket.bucket,
+        bucket_arn=job_store.bucket.arn,
+        prefix=model.jobs_prefix,
+        batches=batches,
+        kms_key_arn=store.kms_key_arn,
+    )
+
+
+def _job_outputs(
+    config: StackConfig,
+    functions: dict[str, LambdaModel],
+    job_store: JobStore,
+    url: pulumi.Output[str],
+) -> dict[str, dict[str, pulumi.Output[str]]]:
+    """Per model with jobs: its queues, its jobs URL and where its batch files go."""
+    outputs = {}
+    for model in config.async_models:
+        jobs = functions[model.name].jobs
+        assert jobs is not None
+        entry = {
+            "queueUrl": jobs.queue.queue.url,
+            "deadLetterQueueUrl": jobs.queue.dead_letter.url,
+            "jobsUrl": pulumi.Output.concat(url, f"/v2/models/{model.name}/jobs"),
+        }
+        if model.batch_prefix is not None:
+            entry["batchPrefix"] = pulumi.Output.concat(
+                "s3://", job_store.bucket.bucket, f"/{model.batch_prefix}/in/"
+            )
+        outputs[model.name] = entry
+    return outputs
 
 
 def _define_gpu_endpoints(

@@ -25,6 +25,8 @@ def services_used(config: StackConfig) -> list[str]:
     services = {"s3", "iam", "sts"}
     if config.lambda_models:
         services |= {"lambda", "logs", "apigateway"}
+    if config.async_models:
+        services.add("sqs")
     if any(
         function.provisioned is not None and function.provisioned.autoscaled
         for _model, function in config.lambda_functions

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import FastAPI, Request
+from fastapi import Body, FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import Response
+from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -26,12 +27,21 @@ from model_runtime.errors import (
     InferenceError,
     InferstackError,
     InvalidInput,
+    JobConflict,
+    JobNotFound,
+    JobsNotEnabled,
     ModelNotFound,
     ModelNotReady,
+    ObjectWriteError,
     PayloadTooLarge,
+    QueueError,
     ServerBusy,
+    TransientReadError,
 )
 from model_runtime.protocol import ErrorBody, InferenceRequest, InferenceResponse, ModelMetadata
+
+if TYPE_CHECKING:
+    from model_runtime.events.jobs import Jobs
 
 logger = logging.getLogger("inferstack")
 
@@ -44,13 +54,23 @@ _STATUS_BY_ERROR: list[tuple[type[InferstackError], int]] = [
     (BatchTooLarge, 413),
     (InvalidInput, 400),
     (ModelNotFound, 404),
+    (JobsNotEnabled, 404),
+    (JobNotFound, 404),
+    (JobConflict, 409),
     (ModelNotReady, 503),
     (ServerBusy, 503),
+    # The data bucket or the queue failing is the service's trouble, for now.
+    (ObjectWriteError, 503),
+    (TransientReadError, 503),
+    (QueueError, 503),
     (InferenceError, 500),
 ]
 
 _ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorBody} for status in (400, 404, 413, 422)
+}
+_JOB_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody} for status in (400, 404, 409, 413, 422, 503)
 }
 
 
@@ -61,6 +81,14 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
 
 def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
     return json_response({"error": message}, status, headers)
+
+
+def describe_errors(errors: Sequence[Mapping[str, Any]]) -> str:
+    """pydantic's validation errors as one line: where the first is, what it says."""
+    first = errors[0] if errors else {"loc": (), "msg": "invalid request"}
+    where = ".".join(str(part) for part in first["loc"] if part != "body") or "body"
+    more = f" (and {len(errors) - 1} more error(s))" if len(errors) > 1 else ""
+    return f"{where}: {first['msg']}{more}"
 
 
 def status_for(error: InferstackError) -> int:
@@ -109,8 +137,10 @@ def create_app(
     *,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     cors_allow_origin: str | None = None,
+    jobs: Jobs | None = None,
 ) -> FastAPI:
-    """The Open Inference Protocol v2 app over the given engines."""
+    """The Open Inference Protocol v2 app over the given engines; with `jobs`, queued
+    jobs for that service's model too."""
     plane = engines if isinstance(engines, DataPlane) else DataPlane(engines)
     app = FastAPI(
         title="inferstack model server",
@@ -129,7 +159,7 @@ def create_app(
             CORSMiddleware,
             allow_origins=[cors_allow_origin],
             allow_methods=["GET", "POST", "OPTIONS"],
-            allow_headers=["content-type", "x-api-key", "authorization"],
+            allow_headers=["content-type", "x-api-key", "authorization", "idempotency-key"],
         )
 
     @app.get("/v2", summary="Server metadata")
@@ -175,6 +205,39 @@ def create_app(
     ) -> Response:
         return json_response(await plane.infer(model_name, request, model_version))
 
+    def enabled_jobs(model_name: str) -> Jobs:
+        plane.engine(model_name)  # an unknown model is a 404 of its own
+        if jobs is None:
+            raise JobsNotEnabled(f"jobs are not enabled for model {model_name!r}")
+        return jobs
+
+    @app.post("/v2/models/{model_name}/jobs", status_code=202, responses=_JOB_RESPONSES)
+    async def submit_job(
+        model_name: str,
+        body: Annotated[Any, Body()] = None,
+        idempotency_key: Annotated[str | None, Header()] = None,
+    ) -> Response:
+        """An OIP request, or `{"input_uri": "s3://..."}`, validated like /infer and
+        queued: 202 with the job's status URL."""
+        service = enabled_jobs(model_name)
+        if body is None:
+            raise RequestValidationError(
+                [{"type": "missing", "loc": ("body",), "msg": "Field required", "input": None}]
+            )
+        try:
+            submission = service.parse(body)
+        except ValidationError as exc:
+            raise RequestValidationError(exc.errors()) from None
+        record = service.submit(model_name, submission, idempotency_key)
+        url = service.status_url(record.id)
+        return json_response(
+            {"id": record.id, "status": record.status, "status_url": url}, 202, {"Location": url}
+        )
+
+    @app.get("/v2/models/{model_name}/jobs/{job_id}", responses=_JOB_RESPONSES)
+    async def job_status(model_name: str, job_id: str) -> Response:
+        return json_response(enabled_jobs(model_name).get(model_name, job_id).to_body())
+
     return app
 
 
@@ -196,9 +259,7 @@ def _add_error_handlers(app: FastAPI) -> None:
         )
         if first["type"] == "json_invalid":
             return error_response(400, f"malformed JSON: {first.get('ctx', {}).get('error', '')}")
-        where = ".".join(str(part) for part in first["loc"] if part != "body") or "body"
-        more = f" (and {len(errors) - 1} more error(s))" if len(errors) > 1 else ""
-        return error_response(422, f"invalid request: {where}: {first['msg']}{more}")
+        return error_response(422, f"invalid request: {describe_errors(errors)}")
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)

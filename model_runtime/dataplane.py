@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from model_runtime.engine import Engine, Tensors
@@ -16,6 +17,16 @@ class Runner(Protocol):
     async def infer(
         self, inputs: Tensors, output_names: Sequence[str] | None
     ) -> tuple[Tensors, dict[str, Any]]: ...
+
+
+@dataclass(frozen=True)
+class ValidRequest:
+    """A request that passed validation: its engine, decoded inputs, requested outputs
+    (None: all)."""
+
+    engine: Engine
+    inputs: Tensors
+    outputs: list[str] | None
 
 
 class DataPlane:
@@ -57,24 +68,31 @@ class DataPlane:
             "outputs": [spec.model_dump() for spec in manifest.outputs],
         }
 
+    def validate(
+        self, name: str, request: InferenceRequest, version: str | None = None
+    ) -> ValidRequest:
+        """Everything `infer` checks before the model runs: the model, the tensors, the
+        requested outputs. Raises what `infer` would (ModelNotFound, InvalidInput, ...)."""
+        valid = self._decode(name, request, version)
+        valid.engine.resolve_outputs(valid.outputs)
+        valid.engine.validate(valid.inputs)
+        return valid
+
     async def infer(
         self, name: str, request: InferenceRequest, version: str | None = None
     ) -> dict[str, Any]:
-        """Decode, run and encode one request.
+        """Decode, run and encode one request (the engine validates the tensors as it runs).
 
         Without a runner the engine runs inline: in Lambda one environment serves one
         request at a time, so a thread hop would only add latency.
         """
-        engine = self.engine(name, version)
-        inputs = decode_request(request)
-        requested = [output.name for output in request.outputs or []]
-        if len(set(requested)) != len(requested):
-            raise InvalidInput("an output is requested more than once")
+        valid = self._decode(name, request, version)
+        engine = valid.engine
         runner = self._runners.get(engine.name)
         if runner is None:
-            outputs, parameters = engine.infer_with_parameters(inputs, requested or None)
+            outputs, parameters = engine.infer_with_parameters(valid.inputs, valid.outputs)
         else:
-            outputs, parameters = await runner.infer(inputs, requested or None)
+            outputs, parameters = await runner.infer(valid.inputs, valid.outputs)
         response: dict[str, Any] = {
             "model_name": engine.name,
             "model_version": engine.version,
@@ -85,3 +103,11 @@ class DataPlane:
         if request.parameters or parameters:
             response["parameters"] = {**(request.parameters or {}), **parameters}
         return response
+
+    def _decode(self, name: str, request: InferenceRequest, version: str | None) -> ValidRequest:
+        engine = self.engine(name, version)
+        inputs = decode_request(request)
+        requested = [output.name for output in request.outputs or []]
+        if len(set(requested)) != len(requested):
+            raise InvalidInput("an output is requested more than once")
+        return ValidRequest(engine, inputs, requested or None)

@@ -14,7 +14,7 @@ import numpy as np
 
 from model_runtime.backends import BackendOptions, open_backend
 from model_runtime.datatypes import from_numpy, to_numpy
-from model_runtime.errors import BatchTooLarge, InferenceError, InvalidInput
+from model_runtime.errors import BatchTooLarge, InferenceError, InferstackError, InvalidInput
 from model_runtime.manifest import Manifest, TensorSpec, verify_artifact
 from model_runtime.preprocess import TextTokenizer
 
@@ -133,6 +133,8 @@ class Engine:
     def run(self, feed: Mapping[str, np.ndarray[Any, Any]], names: Sequence[str]) -> Tensors:
         try:
             results = self._session.run(list(names), feed)
+        except InferstackError:  # the backend has already said whose fault it is
+            raise
         except Exception as exc:  # backends raise their own untyped errors
             raise InferenceError(f"model {self.name!r} failed: {exc}") from exc
         return dict(zip(names, results, strict=True))

@@ -98,3 +98,31 @@ class TransientReadError(ObjectReadError):
 class ConfigError(InferstackError, ValueError):
     """An environment variable has a value the runtime cannot use; names it and the
     allowed values."""
+
+
+class ObjectChanged(ObjectReadError):
+    """The object no longer has the ETag the reader asked for (it was replaced)."""
+
+
+class ObjectWriteError(InferstackError):
+    """Writing an object to an object store failed."""
+
+
+class ObjectExists(ObjectWriteError):
+    """A put-if-absent found an object already under that key."""
+
+
+class QueueError(InferstackError):
+    """Sending a message to a queue failed."""
+
+
+class JobsNotEnabled(InferstackError):
+    """The model is served here, but not with queued jobs."""
+
+
+class JobNotFound(InferstackError):
+    """No job of that id for that model."""
+
+
+class JobConflict(InferstackError):
+    """An Idempotency-Key already names a job submitted with a different body."""

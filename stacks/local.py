@@ -3,13 +3,18 @@
 Both delivery paths are exercised: `digits` ships as a Lambda layer, `digits-int8` is
 downloaded from the artifact bucket at cold start. `minilm-int8` (text in, sentence
 embeddings out) ships as a layer too: ~37 MB unzipped beside the ~115 MB runtime layer,
-well inside Lambda's 250 MB. No provisioned concurrency and no GPU endpoint: LocalStack
-community emulates neither Application Auto Scaling nor Kubernetes.
+well inside Lambda's 250 MB. `digits` also takes jobs (its SQS queue, polled by an event
+source mapping) and batches (JSONL files under `batches/digits/in/` in the data bucket):
+SQS, S3 notifications and event source mappings are in LocalStack community. No
+provisioned concurrency and no GPU endpoint: LocalStack community emulates neither
+Application Auto Scaling nor Kubernetes.
 """
 
 from stacks.schema import (
     ApiConfig,
     ArtifactStoreConfig,
+    AsyncConfig,
+    BatchConfig,
     LambdaConfig,
     LocalStackTarget,
     ModelConfig,
@@ -19,7 +24,15 @@ from stacks.schema import (
 STACK = StackConfig(
     target=LocalStackTarget(),
     models=[
-        ModelConfig(name="digits", delivery="layer", lambda_=LambdaConfig(memory_mb=1024)),
+        ModelConfig(
+            name="digits",
+            delivery="layer",
+            lambda_=LambdaConfig(memory_mb=1024),
+            # A message whose invocation died comes back after the queue's visibility
+            # timeout: 6 times the function's 10 s timeout, one minute.
+            async_=AsyncConfig(batch_size=10, max_receives=3, result_retention_days=1),
+            batch=BatchConfig(chunk_lines=1000),
+        ),
         ModelConfig(name="digits-int8", delivery="s3", lambda_=LambdaConfig(memory_mb=1024)),
         # A transformer: more memory is more vCPU on Lambda; cold start loads ~37 MB.
         ModelConfig(

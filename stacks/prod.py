@@ -1,4 +1,5 @@
-"""Production on AWS: warm functions, keys with quotas, and a GPU endpoint on EKS.
+"""Production on AWS: warm functions, keys with quotas, a GPU endpoint on EKS, and jobs and
+batches (SQS, S3) for `digits-int8`.
 
 Set the values below to your account's before `pulumi up -s prod`.
 """
@@ -7,7 +8,9 @@ from stacks.schema import (
     ApiConfig,
     ApiKeys,
     ArtifactStoreConfig,
+    AsyncConfig,
     AwsTarget,
+    BatchConfig,
     Cors,
     GpuConfig,
     KubernetesConfig,
@@ -92,6 +95,16 @@ STACK = StackConfig(
             name="digits-int8",
             delivery="s3",
             lambda_=LambdaConfig(memory_mb=1024, timeout_s=15, reserved_concurrency=50),
+            # Nightly scoring: jobs and batches in large SQS batches, gathered for up to 5 s,
+            # by at most 20 concurrent invocations (inside the 50 reserved).
+            async_=AsyncConfig(
+                batch_size=100,
+                max_batching_window_s=5,
+                max_receives=5,
+                result_retention_days=30,
+                max_concurrency=20,
+            ),
+            batch=BatchConfig(chunk_lines=5000),
         ),
         ModelConfig(
             name="minilm-int8",

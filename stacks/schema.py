@@ -323,6 +323,57 @@ class LambdaConfig(BaseModel):
         return self
 
 
+# --- jobs and batches (event-driven inference) ---------------------------------------
+
+
+class AsyncConfig(BaseModel):
+    """Jobs through a queue: an SQS queue with a dead-letter queue, polled by the model's
+    function through an event source mapping. The fields are the mapping's and the
+    redrive policy's; their ranges are AWS's."""
+
+    model_config = _config("async")
+
+    # SQS allows up to 10,000 messages a batch from a standard queue.
+    batch_size: Annotated[int, _in_range(1, 10000, "messages")] = 10
+    max_batching_window_s: Annotated[int, _in_range(0, 300, "s")] = 0
+    # Receives before SQS moves a message to the dead-letter queue (maxReceiveCount).
+    max_receives: Annotated[int, _in_range(1, 1000)] = 3
+    result_retention_days: Annotated[int, _in_range(1, 3650, "days")] = 7
+    # The mapping's ScalingConfig.MaximumConcurrency; None: Lambda scales the pollers alone.
+    max_concurrency: Annotated[int, _in_range(2, 1000)] | None = None
+
+    @model_validator(mode="after")
+    def _window_for_large_batches(self) -> AsyncConfig:
+        if self.batch_size > 10 and self.max_batching_window_s < 1:
+            raise _fail(
+                f"async.batch_size {self.batch_size} needs async.max_batching_window_s ≥ 1 s: "
+                "AWS gathers SQS batches of more than 10 messages over a batching window"
+            )
+        return self
+
+    def visibility_timeout_s(self, function_timeout_s: int) -> int:
+        # AWS (Lambda's SQS guide): at least six times the function timeout plus
+        # MaximumBatchingWindowInSeconds, so that a batch whose invocation is throttled and
+        # retried stays invisible. At most 6 * 900 + 300 s: inside SQS's 43,200 s.
+        return 6 * function_timeout_s + self.max_batching_window_s
+
+
+class BatchConfig(BaseModel):
+    """Batches in the data bucket: a JSONL file under `<prefix>/<model>/in/` becomes
+    `<prefix>/<model>/out/<file>`; chunks of a large file go through the model's queue."""
+
+    model_config = _config("batch")
+
+    prefix: Annotated[str, AfterValidator(_matches(r"^[a-z0-9-]+$", "batch prefix"))] = "batches"
+    chunk_lines: Annotated[int, _in_range(1, 100000, "lines")] = 1000
+
+    @model_validator(mode="after")
+    def _apart_from_jobs(self) -> BatchConfig:
+        if self.prefix == "jobs":
+            raise _fail("batch.prefix 'jobs' is where jobs are kept; choose another prefix")
+        return self
+
+
 # --- GPU serving on Kubernetes -------------------------------------------------------
 
 
@@ -439,6 +490,14 @@ class ModelConfig(BaseModel):
         serialization_alias="lambda",
     )
     gpu: GpuConfig | None = None
+    # Jobs over HTTP and through the model's queue; written `async_` in Python, like lambda_.
+    async_: AsyncConfig | None = Field(
+        default=None,
+        validation_alias=AliasChoices("async", "async_"),
+        serialization_alias="async",
+    )
+    # Batches of JSONL files in the data bucket (their chunks go through the async queue).
+    batch: BatchConfig | None = None
 
     @model_validator(mode="after")
     def _served_somewhere(self) -> ModelConfig:
@@ -446,11 +505,40 @@ class ModelConfig(BaseModel):
             raise _fail(
                 f"model {self.name!r} has neither lambda_ nor gpu serving; declare at least one"
             )
+        for section, value in (("async", self.async_), ("batch", self.batch)):
+            if value is not None and self.lambda_ is None:
+                raise _fail(
+                    f"models[{self.name}].{section} needs lambda_ serving: jobs and batches "
+                    "run on the model's Lambda function"
+                )
+        if self.batch is not None and self.async_ is None:
+            raise _fail(
+                f"models[{self.name}].batch needs models[{self.name}].async: a batch's chunks "
+                "go through the model's job queue"
+            )
+        reserved = self.lambda_.reserved_concurrency if self.lambda_ is not None else None
+        pollers = self.async_.max_concurrency if self.async_ is not None else None
+        if reserved is not None and pollers is not None and pollers > reserved:
+            # AWS: a maximum concurrency over the reserved concurrency only gets throttled.
+            raise _fail(
+                f"models[{self.name}].async.max_concurrency {pollers} exceeds "
+                f"lambda.reserved_concurrency {reserved}; allowed ≤ {reserved}"
+            )
         return self
 
     @property
     def artifact_dir(self) -> str:
         return self.artifact or f"build/models/{self.name}"
+
+    @property
+    def jobs_prefix(self) -> str:
+        """Where the model's jobs live in the stack's data bucket."""
+        return f"jobs/{self.name}"
+
+    @property
+    def batch_prefix(self) -> str | None:
+        """Where the model's batches live in the data bucket (in/, out/, work/ below it)."""
+        return None if self.batch is None else f"{self.batch.prefix}/{self.name}"
 
 
 class Quota(BaseModel):
@@ -556,6 +644,11 @@ class StackConfig(BaseModel):
     def lambda_functions(self) -> list[tuple[ModelConfig, LambdaConfig]]:
         """Each model served by Lambda, with its function's settings."""
         return [(model, model.lambda_) for model in self.models if model.lambda_ is not None]
+
+    @property
+    def async_models(self) -> list[ModelConfig]:
+        """The models that take jobs (and maybe batches): each has a queue."""
+        return [model for model in self.models if model.async_ is not None]
 
     @property
     def gpu_models(self) -> list[ModelConfig]:

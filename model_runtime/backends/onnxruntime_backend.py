@@ -6,12 +6,14 @@ so a model is measured in the session it is served in.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from model_runtime.backends.options import BackendOptions
-from model_runtime.errors import ArtifactError, BackendUnavailable
+from model_runtime.errors import ArtifactError, BackendUnavailable, InvalidInput
 from model_runtime.host import available_cpus
 
 CUDA = "CUDAExecutionProvider"
@@ -56,11 +58,41 @@ def providers_for(device: str, available: list[str]) -> list[Any]:
     return [(CUDA, {"device_id": int(index or 0)}), (CPU, {})]
 
 
-def open_onnxruntime(path: Path, options: BackendOptions, threads: int | None) -> Any:
+class OnnxRuntimeBackend:
+    """A session whose INVALID_ARGUMENT errors are the request's fault (values the graph
+    refuses after validation passed, e.g. a token id past the vocabulary): InvalidInput,
+    a 400, not a 500."""
+
+    def __init__(self, session: Any) -> None:
+        from onnxruntime.capi.onnxruntime_pybind11_state import InvalidArgument
+
+        self._session = session
+        self._invalid_argument: type[Exception] = InvalidArgument
+
+    @property
+    def session(self) -> Any:
+        """The onnxruntime InferenceSession."""
+        return self._session
+
+    def run(
+        self, output_names: Sequence[str], feed: Mapping[str, np.ndarray[Any, Any]]
+    ) -> list[np.ndarray[Any, Any]]:
+        try:
+            results: list[np.ndarray[Any, Any]] = self._session.run(output_names, feed)
+        except self._invalid_argument as exc:
+            names = ", ".join(repr(name) for name in feed)
+            raise InvalidInput(f"the model refused the values of input(s) {names}: {exc}") from exc
+        return results
+
+
+def open_onnxruntime(
+    path: Path, options: BackendOptions, threads: int | None
+) -> OnnxRuntimeBackend:
     import onnxruntime as ort
 
     providers = providers_for(options.device, ort.get_available_providers())
     try:
-        return create_session(path, threads, providers=providers)
+        session = create_session(path, threads, providers=providers)
     except Exception as exc:  # onnxruntime raises its own untyped errors
         raise ArtifactError(f"cannot load model file {path}: {exc}") from exc
+    return OnnxRuntimeBackend(session)

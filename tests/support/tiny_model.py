@@ -4,7 +4,8 @@ The tiny classifier has the digits reference model's interface (input `image` FP
 [-1, 1, 8, 8]; outputs `probabilities` FP32 [-1, 10] and `label` INT64 [-1]), so the
 serving code sees the same tensors, datatypes and batch axis, while a unit test builds it
 in milliseconds. The weights are fixed (seeded), so its predictions are deterministic.
-The pair model has two inputs; the double model is a graph no manifest here describes.
+The pair model has two inputs; the lookup model gathers rows by id; the double model is a
+graph no manifest here describes.
 """
 
 from __future__ import annotations
@@ -139,6 +140,28 @@ def build_pair_model(directory: Path) -> Path:
             TensorSpec(name="sum", datatype="FP32", shape=[-1, 4]),
             TensorSpec(name="nan_count", datatype="INT64", shape=[-1]),
         ],
+        max_batch_size=8,
+    )
+
+
+def build_lookup_model(directory: Path, rows: int = 5) -> Path:
+    """`vectors` = rows of a [rows, 4] table at INT64 `ids` [batch]: an embedding lookup,
+    which onnxruntime refuses (INVALID_ARGUMENT) for an id outside the table."""
+    table = np.arange(rows * 4, dtype=np.float32).reshape(rows, 4)
+    graph = helper.make_graph(
+        [helper.make_node("Gather", ["table", "ids"], ["vectors"], axis=0)],
+        "lookup",
+        [helper.make_tensor_value_info("ids", TensorProto.INT64, ["batch"])],
+        [helper.make_tensor_value_info("vectors", TensorProto.FLOAT, ["batch", 4])],
+        initializer=[numpy_helper.from_array(table, "table")],
+    )
+    return _write_artifact(
+        Path(directory),
+        _model(graph),
+        name="lookup",
+        version="1",
+        inputs=[TensorSpec(name="ids", datatype="INT64", shape=[-1])],
+        outputs=[TensorSpec(name="vectors", datatype="FP32", shape=[-1, 4])],
         max_batch_size=8,
     )
 

@@ -39,8 +39,8 @@ ONLY_IN: dict[str, set[str]] = {
     "pulumi": {"infra", "localdev", "cli"},
     "pulumi_aws": {"infra", "localdev", "cli"},
     "pulumi_kubernetes": {"infra", "localdev", "cli"},
-    "boto3": {"localdev", "cli", "model_runtime.s3_reader"},
-    "botocore": {"localdev", "cli", "model_runtime.s3_reader"},
+    "boto3": {"localdev", "cli", "model_runtime.s3_reader", "model_runtime.events.aws"},
+    "botocore": {"localdev", "cli", "model_runtime.s3_reader", "model_runtime.events.aws"},
     "torch": {"model_build", "model_runtime.backends.torch_backend"},
 }
 

@@ -1,14 +1,16 @@
-"""Lambda: layer versions, functions (published versions), aliases, permissions and
-provisioned concurrency.
+"""Lambda: layer versions, functions (published versions), aliases, permissions,
+provisioned concurrency and event source mappings.
 
 An alias is a create, a get and a delete call: a `Description`. Hand-written are the
 types that differ: a layer version is published (never updated) and may outlive its
 stack; a function waits to become Active, then publishes; a permission's statement id is
 auto-generated and it is found inside the function's policy; provisioned concurrency
-waits to be READY."""
+waits to be READY; an event source mapping waits to be Enabled (or Disabled) after a
+create or update, and to be gone after a delete."""
 
 from __future__ import annotations
 
+import datetime
 import json
 import time
 from typing import Any
@@ -23,6 +25,7 @@ from localdev.deploy.realizers.base import (
     Inputs,
     Realized,
     Realizer,
+    api_shape,
     fetch,
     found,
     gone_ok,
@@ -52,6 +55,10 @@ def _code(inputs: Inputs) -> dict[str, Any]:
     if not isinstance(archive, pulumi.Archive):
         raise DeployError("input 'code' must be an archive, or s3Bucket/s3Key an S3 location")
     return {"ZipFile": archive_zip(archive)}
+
+
+def _rfc3339(moment: datetime.datetime) -> str:
+    return moment.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def invoke_arn(region: str, function_arn: str) -> str:
@@ -459,10 +466,164 @@ class ProvisionedConcurrencyConfig(Realizer):
         return _function_key(old.id.split(",", 1)[0])
 
 
+# Event source mapping states (GetEventSourceMapping's `State`) a change settles in, and
+# those it passes through on the way.
+_SETTLED = frozenset({"Enabled", "Disabled"})
+_SETTLING = frozenset({"Creating", "Enabling", "Disabling", "Updating"})
+
+
+class EventSourceMapping(Realizer):
+    """A queue's messages delivered to a function; the id is the mapping's UUID, which
+    Lambda chooses (found again by listing the queue's mappings to the function)."""
+
+    type = "aws:lambda/eventSourceMapping:EventSourceMapping"
+    _UPDATABLE = frozenset(
+        {
+            "batchSize",
+            "enabled",
+            "filterCriteria",
+            "functionName",
+            "functionResponseTypes",
+            "maximumBatchingWindowInSeconds",
+            "scalingConfig",
+        }
+    )
+    supported = _UPDATABLE | {"eventSourceArn"}
+    # event_source_mapping.go: event_source_arn (and, not realized: queues, topics,
+    # starting_position, starting_position_timestamp, self_managed_event_source and the
+    # Kafka source configs).
+    replace_on = frozenset({"eventSourceArn"})
+    taggable = True
+
+    def create(self, ctx: Context, inputs: Inputs) -> Realized:
+        lam = ctx.clients("lambda")
+        mapping = lam.create_event_source_mapping(
+            EventSourceArn=inputs.text("eventSourceArn"),
+            FunctionName=inputs.text("functionName"),
+            Enabled=inputs.flag("enabled", default=True),
+            Tags=ctx.tags,
+            **optional(
+                FunctionResponseTypes=inputs.items("functionResponseTypes") or None,
+                BatchSize=inputs.opt_integer("batchSize"),
+                MaximumBatchingWindowInSeconds=inputs.opt_integer("maximumBatchingWindowInSeconds"),
+                ScalingConfig=api_shape(inputs.raw("scalingConfig")),
+                FilterCriteria=api_shape(inputs.raw("filterCriteria")),
+            ),
+        )
+        return self._realized(ctx, self._settled(lam, str(mapping["UUID"])))
+
+    def update(
+        self, ctx: Context, inputs: Inputs, old: ResourceState, changed: set[str]
+    ) -> Realized:
+        lam = ctx.clients("lambda")
+        # The API's argument names are the inputs' in PascalCase.
+        changes = {
+            key[:1].upper() + key[1:]: value
+            for key, value in self._settings(inputs).items()
+            if key in changed
+        }
+        if changes:
+            lam.update_event_source_mapping(UUID=old.id, **changes)
+        mapping = self._settled(lam, old.id)
+        if "tagsAll" in changed:
+            arn = mapping["EventSourceMappingArn"]
+            stale = set(old.inputs.get("tagsAll", {})) - set(ctx.tags)
+            if stale:
+                lam.untag_resource(Resource=arn, TagKeys=sorted(stale))
+            if ctx.tags:
+                lam.tag_resource(Resource=arn, Tags=ctx.tags)
+        return self._realized(ctx, mapping)
+
+    def delete(self, ctx: Context, old: ResourceState) -> None:
+        lam = ctx.clients("lambda")
+        deadline = time.monotonic() + _WAIT_S
+        while True:
+            try:
+                lam.delete_event_source_mapping(UUID=old.id)
+                break
+            except lam.exceptions.ResourceNotFoundException:
+                return
+            except lam.exceptions.ResourceInUseException:
+                # Still being created or updated: deletable once it settles.
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(_POLL_S)
+        # Lambda answers "Deleting" for a while: gone only once the get fails.
+        while self.exists(ctx, old):
+            if time.monotonic() > deadline:
+                raise DeployError(f"event source mapping {old.id} is still there after delete")
+            time.sleep(_POLL_S)
+
+    def exists(self, ctx: Context, old: ResourceState) -> bool:
+        lam = ctx.clients("lambda")
+        return found(lambda: lam.get_event_source_mapping(UUID=old.id), MISSING)
+
+    def find(self, ctx: Context, inputs: Inputs) -> set[str]:
+        pages = ctx.clients("lambda").get_paginator("list_event_source_mappings")
+        return {
+            str(mapping["UUID"])
+            for page in pages.paginate(
+                EventSourceArn=inputs.text("eventSourceArn"),
+                FunctionName=inputs.text("functionName"),
+            )
+            for mapping in page["EventSourceMappings"]
+        }
+
+    def _settings(self, inputs: Inputs) -> dict[str, Any]:
+        """The value UpdateEventSourceMapping takes for each updatable input; a removed
+        input is sent as what undoes it, as the provider does (an empty scaling config or
+        filter, no response types, no batching window, the source's default batch size)."""
+        sqs = inputs.text("eventSourceArn").startswith("arn:aws:sqs:")
+        return {
+            "functionName": inputs.text("functionName"),
+            "enabled": inputs.flag("enabled", default=True),
+            "batchSize": inputs.opt_integer("batchSize") or (10 if sqs else 100),
+            "maximumBatchingWindowInSeconds": (
+                inputs.opt_integer("maximumBatchingWindowInSeconds") or 0
+            ),
+            "functionResponseTypes": inputs.items("functionResponseTypes"),
+            "scalingConfig": api_shape(inputs.mapping("scalingConfig")),
+            "filterCriteria": api_shape(inputs.mapping("filterCriteria")),
+        }
+
+    def _settled(self, lam: Any, uuid: str) -> dict[str, Any]:
+        """The mapping once it is Enabled or Disabled (a create or update passes through
+        Creating, Enabling, Disabling or Updating)."""
+        deadline = time.monotonic() + _WAIT_S
+        while True:
+            mapping: dict[str, Any] = lam.get_event_source_mapping(UUID=uuid)
+            state = mapping.get("State")
+            if state in _SETTLED:
+                return mapping
+            if state not in _SETTLING or time.monotonic() > deadline:
+                raise DeployError(
+                    f"event source mapping {uuid} is {state!r}: "
+                    f"{mapping.get('StateTransitionReason') or 'no reason given'}"
+                )
+            time.sleep(_POLL_S)
+
+    def _realized(self, ctx: Context, mapping: dict[str, Any]) -> Realized:
+        modified = mapping.get("LastModified")
+        return Realized(
+            str(mapping["UUID"]),
+            {
+                "uuid": mapping["UUID"],
+                "arn": mapping.get("EventSourceMappingArn", ""),
+                "functionArn": mapping["FunctionArn"],
+                "state": mapping["State"],
+                "stateTransitionReason": mapping.get("StateTransitionReason", ""),
+                "lastModified": _rfc3339(modified) if modified else "",
+                "lastProcessingResult": mapping.get("LastProcessingResult", ""),
+                "tagsAll": ctx.tags,
+            },
+        )
+
+
 REALIZERS: list[Realizer] = [
     LayerVersion(),
     Function(),
     Described(ALIAS),
     Permission(),
     ProvisionedConcurrencyConfig(),
+    EventSourceMapping(),
 ]

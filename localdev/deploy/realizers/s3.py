@@ -1,4 +1,5 @@
-"""S3: the artifact bucket, its settings, and the model objects in it.
+"""S3: the artifact and data buckets, their settings (notifications among them), and the
+model objects in them.
 
 Each bucket setting is a put, a get and a delete call: a `Description`. Hand-written are
 the bucket (an auto-name, a region constraint, tags by their own call, emptied before
@@ -312,6 +313,63 @@ LIFECYCLE = _bucket_setting(
 )
 
 
+def _lambda_configurations(inputs: Inputs) -> list[dict[str, Any]]:
+    """The `lambdaFunctions` entries as S3 takes them; an entry without an `id` gets one
+    from S3 (the provider makes one up)."""
+    configurations = []
+    for entry in inputs.items("lambdaFunctions"):
+        rules = [
+            {"Name": name, "Value": entry[key]}
+            for name, key in (("Prefix", "filterPrefix"), ("Suffix", "filterSuffix"))
+            if entry.get(key)
+        ]
+        configuration: dict[str, Any] = {
+            "LambdaFunctionArn": entry["lambdaFunctionArn"],
+            "Events": list(entry["events"]),
+            **optional(Id=entry.get("id") or None),
+        }
+        if rules:
+            configuration["Filter"] = {"Key": {"FilterRules": rules}}
+        configurations.append(configuration)
+    return configurations
+
+
+def _comparable(configuration: dict[str, Any]) -> tuple[Any, ...]:
+    rules = configuration.get("Filter", {}).get("Key", {}).get("FilterRules", [])
+    return (
+        configuration["LambdaFunctionArn"],
+        tuple(sorted(configuration["Events"])),
+        # S3 may answer the rule names in lower case ("prefix").
+        tuple(sorted((rule["Name"].lower(), rule["Value"]) for rule in rules)),
+    )
+
+
+def _notification_is_present(live: dict[str, Any], old: ResourceState) -> bool:
+    # Every bucket answers a notification configuration (an empty one when none is set):
+    # compare, not just look; ids aside (S3 chooses those the program does not).
+    declared = [_comparable(item) for item in _lambda_configurations(Inputs(old.inputs))]
+    have = [_comparable(item) for item in live.get("LambdaFunctionConfigurations", [])]
+    return sorted(have) == sorted(declared)
+
+
+NOTIFICATION = _bucket_setting(
+    "aws:s3/bucketNotification:BucketNotification",
+    supported=frozenset({"bucket", "lambdaFunctions"}),
+    put="put_bucket_notification_configuration",
+    put_args=lambda inputs: {
+        "NotificationConfiguration": optional(
+            LambdaFunctionConfigurations=_lambda_configurations(inputs) or None
+        )
+    },
+    get="get_bucket_notification_configuration",
+    # A bucket has one notification configuration: deleting it is putting an empty one.
+    delete="put_bucket_notification_configuration",
+    delete_args=lambda old: {"Bucket": old.id, "NotificationConfiguration": {}},
+    missing=frozenset({"NoSuchBucket"}),
+    is_present=_notification_is_present,
+)
+
+
 class BucketObjectv2(Realizer):
     type = "aws:s3/bucketObjectv2:BucketObjectv2"
     supported = frozenset(
@@ -389,5 +447,6 @@ REALIZERS: list[Realizer] = [
     Described(ENCRYPTION),
     Described(POLICY),
     Described(LIFECYCLE),
+    Described(NOTIFICATION),
     BucketObjectv2(),
 ]

@@ -278,3 +278,46 @@ def test_body_over_6_mb(handler: Handler, make_event: EventFactory) -> None:
     event = make_event("POST", INFER, body)
     message = _error(handler(event, LambdaContext()), 413)
     assert message == f"request body is over the limit of {DEFAULT_MAX_BODY_BYTES} bytes"
+
+
+def test_the_stacks_jobs_environment_enables_jobs_and_batches(tiny_dir: Path) -> None:
+    env = {
+        "MODEL_DIR": str(tiny_dir),
+        "INFERSTACK_JOBS_BUCKET": "inferstack-test-jobs",
+        "INFERSTACK_JOBS_PREFIX": "jobs/tiny",
+        "INFERSTACK_JOBS_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/1/inferstack-test-tiny-jobs",
+        "INFERSTACK_JOBS_MAX_RECEIVES": "4",
+        "INFERSTACK_BATCH_PREFIX": "batches/tiny",
+        "INFERSTACK_BATCH_CHUNK_LINES": "50",
+    }
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in env.items():
+            patch.setenv(name, value)
+        sys.modules.pop("functions.handler", None)
+        try:
+            module = importlib.import_module("functions.handler")
+        finally:
+            sys.modules.pop("functions.handler", None)
+    entry = module.handler
+    assert entry.worker is not None and entry.worker.jobs.settings.max_receives == 4
+    assert entry.batches is not None and entry.batches.settings.chunk_lines == 50
+    assert module.app is entry.app
+    routes = {getattr(route, "path", "") for route in entry.app.routes}
+    assert {"/v2/models/{model_name}/jobs", "/v2/models/{model_name}/jobs/{job_id}"} <= routes
+    entry.close()
+
+
+def test_an_sqs_event_without_jobs_is_refused(handler: Handler) -> None:
+    event = {"Records": [{"eventSource": "aws:sqs", "messageId": "m", "body": "{}"}]}
+    with pytest.raises(RuntimeError, match="jobs are not enabled for this function"):
+        handler(event, LambdaContext())
+
+
+def test_http_still_works_after_another_event_loop_ran(
+    handler: Handler, make_event: EventFactory
+) -> None:
+    import asyncio
+
+    asyncio.run(asyncio.sleep(0))  # leaves no current loop behind
+    live = handler(make_event("GET", "/v2/health/live"), LambdaContext())
+    assert live["statusCode"] == 200

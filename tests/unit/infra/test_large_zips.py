@@ -75,7 +75,9 @@ def root(tmp_path: Path) -> Path:
 def test_a_runtime_layer_over_50_mb_is_uploaded_to_the_artifact_bucket_first(root: Path) -> None:
     zip_path = fake_size(root, "runtime-python3.12-x86_64", OVER)
     evaluation = run(root, local_config())
-    (bucket,) = evaluation.of_type("aws:s3/bucket:Bucket")
+    (bucket,) = [
+        b for b in evaluation.of_type("aws:s3/bucket:Bucket") if b.name.endswith("-artifacts")
+    ]
     layer = layer_named(evaluation, f"inferstack-{STACK}-runtime-python312-x86_64")
     assert "code" not in layer.inputs
     assert layer.inputs["s3Bucket"] == bucket.id

@@ -18,6 +18,8 @@ def test_model_objects_outlive_their_replacement(
     objects = evaluations[name].of_type(OBJECT)
     assert objects
     assert all(obj.options.retain_on_delete for obj in objects)
-    # The bucket itself is not retained: `down` removes it, and the prefixes with it.
-    (bucket,) = evaluations[name].of_type("aws:s3/bucket:Bucket")
-    assert not bucket.options.retain_on_delete
+    # The buckets themselves are not retained: `down` removes them, and the prefixes
+    # with them (the artifact bucket, and the data bucket where the stack has jobs).
+    buckets = evaluations[name].of_type("aws:s3/bucket:Bucket")
+    assert f"inferstack-{name}-artifacts" in {bucket.name for bucket in buckets}
+    assert not any(bucket.options.retain_on_delete for bucket in buckets)

@@ -23,6 +23,8 @@ from stacks.schema import StackConfig
 
 COMPONENTS = {
     "inferstack:index:ArtifactStore",
+    "inferstack:index:JobStore",
+    "inferstack:index:JobQueue",
     "inferstack:index:LambdaModel",
     "inferstack:index:Autoscaling",
     "inferstack:index:InferenceApi",
@@ -69,7 +71,13 @@ def test_local_stack_declares_the_lambda_path_and_nothing_localstack_cannot_emul
     assert local["aws:lambda/function:Function"] == 3
     assert local["aws:lambda/alias:Alias"] == 3
     assert local["aws:apigateway/restApi:RestApi"] == 1
-    assert local["aws:s3/bucket:Bucket"] == 1
+    # The artifact bucket, and the data bucket of digits' jobs and batches.
+    assert local["aws:s3/bucket:Bucket"] == 2
+    # digits' job queue and dead-letter queue, polled by one mapping; its batches'
+    # notification.
+    assert local["aws:sqs/queue:Queue"] == 2
+    assert local["aws:lambda/eventSourceMapping:EventSourceMapping"] == 1
+    assert local["aws:s3/bucketNotification:BucketNotification"] == 1
     # One runtime layer shared by the functions, one model layer per layer-delivered model.
     assert local["aws:lambda/layerVersion:LayerVersion"] == 3
     assert not [t for t in local if t.startswith(("kubernetes:", "pulumi:providers:kubernetes"))]
@@ -123,7 +131,7 @@ def test_localstack_provider_points_only_the_services_in_use_at_localstack(
     (provider,) = evaluations["local"].of_type("pulumi:providers:aws")
     inputs = provider.inputs
     (endpoints,) = json.loads(inputs["endpoints"])
-    assert set(endpoints) == {"apigateway", "iam", "lambda", "logs", "s3", "sts"}
+    assert set(endpoints) == {"apigateway", "iam", "lambda", "logs", "s3", "sqs", "sts"}
     assert set(endpoints.values()) == {"http://127.0.0.1:4566"}
     for flag in (
         "skipCredentialsValidation",
@@ -150,7 +158,13 @@ def test_aws_providers_have_a_region_and_no_endpoints_or_keys(
 
 def test_api_reaches_each_function_through_a_scoped_permission(stack: Evaluation) -> None:
     (api,) = stack.of_type("aws:apigateway/restApi:RestApi")
-    permissions = stack.of_type("aws:lambda/permission:Permission")
+    permissions = [
+        p
+        for p in stack.of_type("aws:lambda/permission:Permission")
+        # S3's, for batches, are checked in test_jobs.py.
+        if p.inputs["principal"] != "s3.amazonaws.com"
+    ]
+    assert {p.inputs["principal"] for p in permissions} == {"apigateway.amazonaws.com"}
     functions = stack.of_type("aws:lambda/function:Function")
     assert len(permissions) == len(functions)
     for permission in permissions:

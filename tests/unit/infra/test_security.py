@@ -15,7 +15,7 @@ import pytest
 
 from infra.evaluate import Evaluation, Registered
 from infra.stack_loader import load_stack
-from stacks.schema import LOG_RETENTION_DAYS
+from stacks.schema import LOG_RETENTION_DAYS, ModelConfig
 
 POLICY_INPUTS = {
     "aws:iam/rolePolicy:RolePolicy": "policy",
@@ -132,32 +132,98 @@ def test_trust_policies_name_one_principal_each(stack: Evaluation) -> None:
             assert subjects == ["system:serviceaccount:inferstack-prod-digits:digits"]
 
 
+def job_statements(stack: Evaluation, model: ModelConfig) -> list[dict[str, Any]]:
+    """What a function with jobs (and batches) may do on its queue and the data bucket:
+    its own queue, its own prefixes, nothing else."""
+    name = f"inferstack-{stack.stack}-{model.name}"
+    queue_arn = stack.named(f"{name}-jobs").outputs["arn"]
+    data = f"arn:aws:s3:::{stack.outputs['jobsBucket']}"
+    read_write = ["s3:GetObject", "s3:PutObject"]
+    queue_actions = [
+        "sqs:ChangeMessageVisibility",
+        "sqs:DeleteMessage",
+        "sqs:GetQueueAttributes",
+        "sqs:ReceiveMessage",
+        "sqs:SendMessage",
+    ]
+    expected = [
+        {"Effect": "Allow", "Action": queue_actions, "Resource": [queue_arn]},
+        {"Effect": "Allow", "Action": read_write, "Resource": [f"{data}/jobs/{model.name}/*"]},
+    ]
+    # Listing (and so honest 404s for missing keys) only under its own prefixes.
+    listed = [f"jobs/{model.name}/*"]
+    batches = model.batch_prefix
+    if batches is not None:
+        expected += [
+            {"Effect": "Allow", "Action": ["s3:GetObject"], "Resource": [f"{data}/{batches}/in/*"]},
+            {"Effect": "Allow", "Action": read_write, "Resource": [f"{data}/{batches}/work/*"]},
+            {"Effect": "Allow", "Action": read_write, "Resource": [f"{data}/{batches}/out/*"]},
+        ]
+        listed += [f"{batches}/in/*", f"{batches}/work/*", f"{batches}/out/*"]
+    expected.append(
+        {
+            "Effect": "Allow",
+            "Action": ["s3:ListBucket"],
+            "Resource": [data],
+            "Condition": {"StringLike": {"s3:prefix": listed}},
+        }
+    )
+    return expected
+
+
 def test_each_function_writes_only_its_log_group_and_reads_only_its_model(
     stack: Evaluation,
 ) -> None:
+    """...and, with jobs, touches only its own queue and its own prefixes of the data
+    bucket."""
     config = load_stack(stack.stack)
     bucket_arn = f"arn:aws:s3:::{stack.outputs['bucket']}"
+    checked_jobs = 0
     for model in config.lambda_models:
         name = f"inferstack-{stack.stack}-{model.name}"
         log_group = stack.named(f"{name}-logs")
-        policy = json.loads(stack.named(f"{name}-policy").inputs["policy"])
-        by_action = {tuple(s["Action"]): s["Resource"] for s in policy["Statement"]}
-        assert by_action.pop(("logs:CreateLogStream", "logs:PutLogEvents")) == [
-            log_group.outputs["arn"] + ":*"
+        granted = json.loads(stack.named(f"{name}-policy").inputs["policy"])["Statement"]
+        expected = [
+            {
+                "Effect": "Allow",
+                "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+                "Resource": [log_group.outputs["arn"] + ":*"],
+            }
         ]
         if model.delivery == "s3":
             uri = stack.outputs["modelUris"][model.name]
             prefix = uri.removeprefix(f"s3://{stack.outputs['bucket']}/")
-            assert by_action.pop(("s3:GetObject",)) == [f"{bucket_arn}/{prefix}/*"]
-        assert by_action == {}, f"{name} has more permissions than it needs: {by_action}"
+            expected.append(
+                {
+                    "Effect": "Allow",
+                    "Action": ["s3:GetObject"],
+                    "Resource": [f"{bucket_arn}/{prefix}/*"],
+                }
+            )
+        if model.async_ is not None:
+            checked_jobs += 1
+            expected += job_statements(stack, model)
+        for statement in expected:
+            assert statement in granted, f"{name} lacks {statement}"
+            granted.remove(statement)
+        assert granted == [], f"{name} has more permissions than it needs: {granted}"
+    assert checked_jobs == len(config.async_models)
 
 
-def test_every_bucket_is_encrypted_versioned_private_and_tls_only(stack: Evaluation) -> None:
+def test_every_bucket_is_encrypted_private_and_tls_only(stack: Evaluation) -> None:
+    """Every bucket, the artifact bucket (also versioned) and the data bucket of jobs and
+    batches (not versioned: see test_jobs.py) alike."""
     buckets = stack.of_type("aws:s3/bucket:Bucket")
     assert buckets
+    config = load_stack(stack.stack)
+    (artifacts,) = [b for b in buckets if b.name == f"inferstack-{stack.stack}-artifacts"]
+    assert len(buckets) == (2 if config.async_models else 1)
+
+    def configs_of(type_: str, bucket: Registered) -> list[Registered]:
+        return [r for r in stack.of_type(type_) if r.inputs["bucket"] == bucket.id]
 
     def config_of(type_: str, bucket: Registered) -> Registered:
-        (found,) = [r for r in stack.of_type(type_) if r.inputs["bucket"] == bucket.id]
+        (found,) = configs_of(type_, bucket)
         return found
 
     for bucket in buckets:
@@ -168,8 +234,13 @@ def test_every_bucket_is_encrypted_versioned_private_and_tls_only(stack: Evaluat
         (rule,) = encryption.inputs["rules"]
         algorithm = rule["applyServerSideEncryptionByDefault"]["sseAlgorithm"]
         assert algorithm in {"AES256", "aws:kms"}
-        versioning = config_of("aws:s3/bucketVersioning:BucketVersioning", bucket)
-        assert versioning.inputs["versioningConfiguration"]["status"] == "Enabled"
+        assert algorithm == config.artifact_store.encryption
+        versionings = configs_of("aws:s3/bucketVersioning:BucketVersioning", bucket)
+        if bucket != artifacts:
+            assert versionings == [], f"{bucket.name} is versioned"
+        else:
+            (versioning,) = versionings
+            assert versioning.inputs["versioningConfiguration"]["status"] == "Enabled"
         block = config_of("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock", bucket)
         for flag in (
             "blockPublicAcls",
@@ -189,17 +260,21 @@ def test_every_bucket_is_encrypted_versioned_private_and_tls_only(stack: Evaluat
         lifecycle = config_of(
             "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration", bucket
         )
-        expiry = lifecycle.inputs["rules"][0]["noncurrentVersionExpiration"]["noncurrentDays"]
-        assert expiry == load_stack(stack.stack).artifact_store.noncurrent_version_expiry_days
+        if bucket == artifacts:
+            expiry = lifecycle.inputs["rules"][0]["noncurrentVersionExpiration"]
+            assert expiry["noncurrentDays"] == config.artifact_store.noncurrent_version_expiry_days
 
 
-def test_prod_bucket_uses_kms(evaluations: dict[str, Evaluation]) -> None:
-    (encryption,) = evaluations["prod"].of_type(
+def test_prod_buckets_use_kms(evaluations: dict[str, Evaluation]) -> None:
+    encryptions = evaluations["prod"].of_type(
         "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration"
     )
-    (rule,) = encryption.inputs["rules"]
-    assert rule["applyServerSideEncryptionByDefault"]["sseAlgorithm"] == "aws:kms"
-    assert rule["bucketKeyEnabled"] is True
+    # The artifact bucket and the data bucket.
+    assert len(encryptions) == 2
+    for encryption in encryptions:
+        (rule,) = encryption.inputs["rules"]
+        assert rule["applyServerSideEncryptionByDefault"]["sseAlgorithm"] == "aws:kms"
+        assert rule["bucketKeyEnabled"] is True
 
 
 def operations(stack: Evaluation) -> Iterator[tuple[str, str, dict[str, Any]]]:

@@ -49,6 +49,15 @@ FORCE_NEW: dict[str, frozenset[str] | None] = {
     "aws:lambda/provisionedConcurrencyConfig:ProvisionedConcurrencyConfig": frozenset(
         {"functionName", "qualifier"}
     ),
+    # lambda/event_source_mapping.go: event_source_arn (function_name, batch_size,
+    # scaling_config, ... are updated; queues, topics, starting_position(_timestamp),
+    # self_managed_event_source and the Kafka configs are not realized).
+    "aws:lambda/eventSourceMapping:EventSourceMapping": frozenset({"eventSourceArn"}),
+    # sqs/queue.go: name, name_prefix (and fifo_queue, not realized); every attribute is
+    # set in place.
+    "aws:sqs/queue:Queue": frozenset({"name", "namePrefix"}),
+    # s3/bucket_notification.go: bucket.
+    "aws:s3/bucketNotification:BucketNotification": frozenset({"bucket"}),
 }
 
 

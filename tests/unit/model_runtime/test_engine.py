@@ -205,7 +205,7 @@ def test_session_is_sized_for_the_host(tiny_dir: Path) -> None:
     assert session.get_session_options().intra_op_num_threads == available_cpus()
     assert session.get_providers() == ["CPUExecutionProvider"]
     engine = Engine.load(tiny_dir, threads=1)
-    assert engine._session.get_session_options().intra_op_num_threads == 1
+    assert engine._session.session.get_session_options().intra_op_num_threads == 1
 
 
 def test_available_cpus_respects_affinity() -> None:

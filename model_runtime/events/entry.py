@@ -1,0 +1,89 @@
+"""The one Lambda entry point: SQS records to the worker, S3 records to the batches,
+everything else (API Gateway) to the HTTP app through Mangum."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+from urllib.parse import unquote_plus
+
+from fastapi import FastAPI
+from mangum import Mangum
+
+from model_runtime.app import create_app
+from model_runtime.dataplane import DataPlane
+from model_runtime.events.aws import S3ObjectStore, SqsQueue
+from model_runtime.events.batches import Batches
+from model_runtime.events.jobs import Jobs
+from model_runtime.events.settings import JobsSettings
+from model_runtime.events.worker import Worker
+from model_runtime.settings import RuntimeSettings
+
+T = TypeVar("T")
+
+
+class LambdaEntry:
+    """`handler(event, context)` for every event source the function is wired to."""
+
+    def __init__(
+        self, app: FastAPI, worker: Worker | None = None, batches: Batches | None = None
+    ) -> None:
+        self.app = app
+        self.worker = worker
+        self.batches = batches
+        # One loop for the life of the environment, shared with Mangum, which runs the
+        # app on whatever loop is current (asyncio.run would close it under its feet).
+        self._loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(self._loop)
+        self.http = Mangum(app, lifespan="off")
+
+    @classmethod
+    def from_settings(cls, settings: RuntimeSettings, jobs: JobsSettings | None) -> LambdaEntry:
+        """The models, app, jobs and batches the environment configures, on S3 and SQS."""
+        plane = DataPlane(settings.load_engines())
+        service = worker = batches = None
+        if jobs is not None:
+            store, queue = S3ObjectStore(), SqsQueue()
+            service = Jobs(plane, jobs, store, queue)
+            if jobs.batch is not None:
+                batches = Batches(
+                    plane, jobs.model, jobs.batch, jobs.bucket, jobs.queue_url, store, queue
+                )
+            worker = Worker(service, batches)
+        app = create_app(
+            plane,
+            max_body_bytes=settings.max_body_bytes,
+            cors_allow_origin=settings.cors_allow_origin,
+            jobs=service,
+        )
+        return cls(app, worker, batches)
+
+    def __call__(self, event: dict[str, Any], context: Any) -> Any:
+        records = event.get("Records") if isinstance(event, dict) else None
+        source = records[0].get("eventSource") if records else None
+        if source == "aws:sqs":
+            if self.worker is None:
+                raise RuntimeError("an SQS event, but jobs are not enabled for this function")
+            return self._run(self.worker.handle(event))
+        if source == "aws:s3":
+            if self.batches is None:
+                raise RuntimeError("an S3 event, but batches are not enabled for this function")
+            self._run(self._uploads(records or []))
+            return None
+        asyncio.set_event_loop(self._loop)  # ours, whatever ran since
+        return self.http(event, context)
+
+    async def _uploads(self, records: list[dict[str, Any]]) -> None:
+        assert self.batches is not None
+        for record in records:
+            s3 = record["s3"]
+            # S3 event keys are URL-encoded, spaces as "+".
+            key = unquote_plus(s3["object"]["key"])
+            await self.batches.on_upload(s3["bucket"]["name"], key, s3["object"]["eTag"])
+
+    def close(self) -> None:
+        self._loop.close()
+
+    def _run(self, work: Coroutine[Any, Any, T]) -> T:
+        return self._loop.run_until_complete(work)
