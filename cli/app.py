@@ -13,7 +13,7 @@ from typing import Annotated, Any, get_args
 import typer
 from typer.core import TyperGroup
 
-from cli import batch, deploy, jobs, localstack
+from cli import batch, cost, deploy, jobs, localstack, logs, metrics
 from cli.console import console, err_console, note, spinner
 from cli.errors import UserError, describe, expected_errors, fail
 from cli.options import one_of
@@ -167,6 +167,9 @@ def demo(
 
 for command in (deploy.up, deploy.down, deploy.status, deploy.preview):
     app.command()(command)
+app.command()(cost.cost)
+app.command()(logs.logs)
+app.command()(metrics.metrics)
 app.add_typer(localstack.app, name="localstack")
 app.add_typer(jobs.app, name="jobs")
 app.add_typer(batch.app, name="batch")

@@ -164,9 +164,13 @@ def outputs(stack: str, engine: DeployEngine = DeployEngine.auto) -> dict[str, A
 
 
 def s3_client(stack: str) -> Any:
-    """A boto3 S3 client for the stack's cloud: LocalStack's endpoint with its test
-    credentials, or AWS in the stack's region with its profile (else the default
-    credential chain)."""
+    return aws_client(stack, "s3")
+
+
+def aws_client(stack: str, service: str) -> Any:
+    """A boto3 client of `service` ("s3", "logs", ...) for the stack's cloud: LocalStack's
+    endpoint with its test credentials, or AWS in the stack's region with its profile (else
+    the default credential chain)."""
     from stacks.schema import LocalStackTarget
 
     target = _config(stack).target
@@ -175,12 +179,12 @@ def s3_client(stack: str) -> Any:
         from localdev.deploy.aws import Clients, ProviderConfig
 
         access_key, secret_key = LOCALSTACK_CREDENTIALS
-        endpoints = {"s3": target.endpoint.rstrip("/")}
-        return Clients(ProviderConfig(target.region, endpoints, access_key, secret_key))("s3")
+        endpoints = {service: target.endpoint.rstrip("/")}
+        return Clients(ProviderConfig(target.region, endpoints, access_key, secret_key))(service)
     import boto3
 
     session = boto3.session.Session(profile_name=target.profile, region_name=target.region)
-    return session.client("s3")
+    return session.client(service)
 
 
 def localstack_url(url: str, endpoint: str) -> str:

@@ -32,6 +32,7 @@ def expected_errors() -> tuple[type[Exception], ...]:
     from layers.errors import PackagingError
     from localdev.errors import DeployError, LocalStackError
     from model_runtime.errors import InferstackError
+    from pricing.errors import PricingError
 
     return (
         UserError,
@@ -42,6 +43,7 @@ def expected_errors() -> tuple[type[Exception], ...]:
         LocalStackError,
         DeployError,
         CommandError,
+        PricingError,
         ValidationError,
         json.JSONDecodeError,
         OSError,

@@ -329,6 +329,17 @@ def _fake_outputs(type_: str, name: str, state: dict[str, Any], region: str) -> 
             url=f"https://sqs.{region}.amazonaws.com/{account}/{queue}",
         )
         return str(state["url"])
+    if type_ == "aws:sns/topic:Topic":
+        topic = state.setdefault("name", name)
+        state["arn"] = f"arn:aws:sns:{region}:{account}:{topic}"
+        return str(state["arn"])
+    if type_ == "aws:cloudwatch/metricAlarm:MetricAlarm":
+        state["arn"] = f"arn:aws:cloudwatch:{region}:{account}:alarm:{state['name']}"
+        return str(state["name"])
+    if type_ == "aws:cloudwatch/dashboard:Dashboard":
+        dashboard = state["dashboardName"]
+        state["dashboardArn"] = f"arn:aws:cloudwatch::{account}:dashboard/{dashboard}"
+        return str(dashboard)
     if type_.startswith("kubernetes:"):
         metadata = state.get("metadata") or {}
         return "/".join(part for part in (metadata.get("namespace"), metadata.get("name")) if part)

@@ -17,6 +17,7 @@ from infra.inference_api import InferenceApi, InferenceApiArgs, ModelRoute
 from infra.job_queue import JobQueue, JobQueueArgs
 from infra.job_store import BatchTrigger, JobStore, JobStoreArgs
 from infra.lambda_model import Batches, Jobs, LambdaModel, LambdaModelArgs, S3Model
+from infra.monitoring import MonitoredFunction, Monitoring, MonitoringArgs
 from stacks.schema import LambdaConfig, ModelConfig, StackConfig
 
 
@@ -77,6 +78,9 @@ def define_stack(config: StackConfig, stack: str, root: Path) -> dict[str, Any]:
             outputs["apiKeys"] = pulumi.Output.secret(
                 {client: key.value for client, key in api.api_keys.items()}
             )
+        monitoring = _define_monitoring(config, prefix, functions, on_aws)
+        outputs["alarmTopic"] = monitoring.topic.arn
+        outputs["dashboard"] = monitoring.dashboard.dashboard_name
     if config.gpu_models:
         outputs["gpuServices"] = _define_gpu_endpoints(
             config, stack, artifacts, store, aws_provider
@@ -236,6 +240,37 @@ def _job_outputs(
             )
         outputs[model.name] = entry
     return outputs
+
+
+def _define_monitoring(
+    config: StackConfig,
+    prefix: str,
+    functions: dict[str, LambdaModel],
+    opts: pulumi.ResourceOptions,
+) -> Monitoring:
+    """The alarms of every function, the topic they notify and the stack's dashboard."""
+    monitored = []
+    for model, function in config.lambda_functions:
+        jobs = functions[model.name].jobs
+        monitored.append(
+            MonitoredFunction(
+                model=model.name,
+                function_name=f"{prefix}-{model.name}",
+                p99_ms=function.p99_ms,
+                dead_letter_queue=None if jobs is None else jobs.queue.dead_letter.name,
+                provisioned=function.provisioned is not None,
+            )
+        )
+    return Monitoring(
+        f"{prefix}-monitoring",
+        MonitoringArgs(
+            prefix=prefix,
+            config=config.monitoring,
+            region=config.target.region,
+            functions=monitored,
+        ),
+        opts,
+    )
 
 
 def _define_gpu_endpoints(

@@ -24,7 +24,8 @@ def services_used(config: StackConfig) -> list[str]:
     """
     services = {"s3", "iam", "sts"}
     if config.lambda_models:
-        services |= {"lambda", "logs", "apigateway"}
+        # cloudwatch and sns: the functions' alarms, their topic and the dashboard.
+        services |= {"lambda", "logs", "apigateway", "cloudwatch", "sns"}
     if config.async_models:
         services.add("sqs")
     if any(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable, Mapping, Sequence
+from time import perf_counter
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Body, FastAPI, Header, Request
@@ -39,6 +40,9 @@ from model_runtime.errors import (
     TransientReadError,
 )
 from model_runtime.protocol import ErrorBody, InferenceRequest, InferenceResponse, ModelMetadata
+from model_runtime.telemetry.middleware import RequestTelemetry
+from model_runtime.telemetry.record import Sink
+from model_runtime.telemetry.stages import SCOPE_KEY, StageTimes
 
 if TYPE_CHECKING:
     from model_runtime.events.jobs import Jobs
@@ -138,9 +142,11 @@ def create_app(
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     cors_allow_origin: str | None = None,
     jobs: Jobs | None = None,
+    telemetry: Sink | None = None,
 ) -> FastAPI:
     """The Open Inference Protocol v2 app over the given engines; with `jobs`, queued
-    jobs for that service's model too."""
+    jobs for that service's model too; with `telemetry`, a record of every inference
+    request (stage timings, status, size) for it."""
     plane = engines if isinstance(engines, DataPlane) else DataPlane(engines)
     app = FastAPI(
         title="inferstack model server",
@@ -161,6 +167,10 @@ def create_app(
             allow_methods=["GET", "POST", "OPTIONS"],
             allow_headers=["content-type", "x-api-key", "authorization", "idempotency-key"],
         )
+    if telemetry is not None:
+        # Outermost, so that the answers of the middlewares above (413s) are counted too.
+        versions = {name: engine.version for name, engine in plane.engines.items()}
+        app.add_middleware(RequestTelemetry, versions=versions, sink=telemetry)
 
     @app.get("/v2", summary="Server metadata")
     async def server_metadata() -> dict[str, Any]:
@@ -201,9 +211,16 @@ def create_app(
         responses=_ERROR_RESPONSES,
     )
     async def infer(
-        model_name: str, request: InferenceRequest, model_version: str | None = None
+        model_name: str, request: InferenceRequest, http: Request, model_version: str | None = None
     ) -> Response:
-        return json_response(await plane.infer(model_name, request, model_version))
+        times: StageTimes | None = http.scope.get(SCOPE_KEY)
+        body = await plane.infer(model_name, request, model_version, times)
+        if times is None:
+            return json_response(body)
+        started = perf_counter()
+        response = json_response(body)
+        times.add_encode(started)
+        return response
 
     def enabled_jobs(model_name: str) -> Jobs:
         plane.engine(model_name)  # an unknown model is a 404 of its own

@@ -108,7 +108,10 @@ class DynamicBatcher:
         if self._closing:
             raise ModelNotReady(f"model {self.engine.name!r} is shutting down")
         names = self.engine.resolve_outputs(output_names)
+        started = time.perf_counter()
         feed, parameters = self.engine.prepare(inputs)
+        if self._metrics is not None:
+            self._metrics.stages["preprocess"].observe(time.perf_counter() - started)
         if len(self._queue) >= self.config.queue_size:
             self._count("rejected")
             raise ServerBusy(
@@ -237,7 +240,10 @@ class DynamicBatcher:
         }
         loop = asyncio.get_running_loop()
         try:
+            started = time.perf_counter()
             outputs = await loop.run_in_executor(self._executor, self.engine.run, feed, names)
+            if self._metrics is not None:
+                self._metrics.stages["infer"].observe(time.perf_counter() - started)
             shares = _split(self.engine.name, outputs, [request.size for request in batch])
         except Exception as exc:
             for request in batch:

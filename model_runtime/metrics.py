@@ -1,6 +1,8 @@
 """Prometheus metrics of the container server.
 
 The names are a contract: the Kubernetes HPA scales on `inferstack_queue_depth`.
+`inferstack_stage_latency_seconds` has the stages of the Lambda handler's EMF metrics
+(label `stage`): decode and encode per request, preprocess per request, infer per batch.
 Each server has its own registry, so several apps can live in one process (tests).
 """
 
@@ -10,6 +12,9 @@ from dataclasses import dataclass
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import generate_latest
+
+from model_runtime.telemetry.record import RequestRecord
+from model_runtime.telemetry.stages import STAGES
 
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 LATENCY_BUCKETS = (
@@ -26,6 +31,8 @@ class ModelMetrics:
     inflight: Gauge
     batch_size: Histogram
     latency: Histogram
+    # stage -> its latency histogram (seconds)
+    stages: dict[str, Histogram]
     _requests: Counter
     model: str
 
@@ -68,19 +75,38 @@ class Metrics:
             ["model", "outcome"],
             registry=self.registry,
         )
+        self.stage_latency = Histogram(
+            "inferstack_stage_latency_seconds",
+            "Seconds per stage: decode, preprocess, encode per request; infer per batch run.",
+            ["model", "stage"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self._models: dict[str, ModelMetrics] = {}
 
     def for_model(self, model: str) -> ModelMetrics:
         # Touch every series so that it is exported (as 0) before the first request.
         for outcome in OUTCOMES:
             self.requests.labels(model=model, outcome=outcome)
-        return ModelMetrics(
+        found = ModelMetrics(
             queue_depth=self.queue_depth.labels(model=model),
             inflight=self.inflight.labels(model=model),
             batch_size=self.batch_size.labels(model=model),
             latency=self.latency.labels(model=model),
+            stages={stage: self.stage_latency.labels(model=model, stage=stage) for stage in STAGES},
             _requests=self.requests,
             model=model,
         )
+        self._models[model] = found
+        return found
+
+    def record_request(self, record: RequestRecord) -> None:
+        """A request-telemetry sink: the stages the app measured (decode, encode)."""
+        found = self._models.get(record.model)
+        if found is None:
+            return
+        for name, ms in record.times.measured().items():
+            found.stages[name.removesuffix("_ms")].observe(ms / 1000)
 
     def exposition(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST

@@ -106,7 +106,11 @@ def build_app(settings: ServerSettings) -> FastAPI:
         )
         for engine in engines
     }
-    app = create_app(DataPlane(engines, batchers), max_body_bytes=runtime.max_body_bytes)
+    app = create_app(
+        DataPlane(engines, batchers),
+        max_body_bytes=runtime.max_body_bytes,
+        telemetry=metrics.record_request,
+    )
 
     async def metrics_endpoint() -> Response:
         body, content_type = metrics.exposition()

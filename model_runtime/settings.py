@@ -20,6 +20,7 @@ from model_runtime.backends import BackendOptions
 from model_runtime.delivery import S3Location, materialize
 from model_runtime.engine import Engine
 from model_runtime.errors import ConfigError, OptionNotAllowed
+from model_runtime.telemetry.coldstart import ColdStart
 
 # The variable each BackendOptions field is read from.
 BACKEND_ENV = {
@@ -38,12 +39,19 @@ class RuntimeSettings:
     model_uris: tuple[str, ...] = ()
     # CORS_ALLOW_ORIGIN: the browser origin allowed to call the API (set by the stack).
     cors_allow_origin: str | None = None
+    # INFERSTACK_METRICS (on, off): the Lambda handler's EMF line per request; on in Lambda.
+    metrics: bool = False
+    # INFERSTACK_LOG_FORMAT (json, text): the `inferstack` logger's lines; json in Lambda.
+    log_format: str = "text"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> RuntimeSettings:
         env = os.environ if environ is None else environ
         raw_dirs = env.get("MODEL_DIR", "").strip()
         model_uris = parse_model_uris(env.get("MODEL_URI", ""))
+        # The Lambda runtime sets AWS_LAMBDA_FUNCTION_NAME; there, telemetry is on.
+        in_lambda = bool(env.get("AWS_LAMBDA_FUNCTION_NAME"))
+        default_on, default_format = ("on", "json") if in_lambda else ("off", "text")
         if not raw_dirs and not model_uris:
             raise ConfigError(
                 "neither MODEL_URI nor MODEL_DIR is set: set MODEL_URI to a model artifact"
@@ -58,15 +66,34 @@ class RuntimeSettings:
                 env, "INFERSTACK_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES
             ),
             cors_allow_origin=env.get("CORS_ALLOW_ORIGIN") or None,
+            metrics=read_choice(env, "INFERSTACK_METRICS", SWITCH, default_on) == "on",
+            log_format=read_choice(env, "INFERSTACK_LOG_FORMAT", LOG_FORMATS, default_format),
         )
 
-    def load_engines(self, options: BackendOptions | None = None) -> list[Engine]:
+    def load_engines(
+        self, options: BackendOptions | None = None, cold_start: ColdStart | None = None
+    ) -> list[Engine]:
+        """Every configured model, fetched and verified, its backend open; `cold_start`
+        gets the time of each (fetch and verification are "artifact", the rest "session")."""
         backend = (options or BackendOptions()).backend
+        timer = cold_start if cold_start is not None else ColdStart()
         downloaded = [materialize(uri, backend=backend) for uri in self.model_uris]
-        return [
-            Engine.load(directory, threads=self.threads, options=options)
-            for directory in [*self.model_dirs, *downloaded]
-        ]
+        timer.add("artifact")
+        engines = []
+        for directory in [*self.model_dirs, *downloaded]:
+            engine = Engine.load(
+                directory,
+                threads=self.threads,
+                options=options,
+                on_verified=lambda: timer.add("artifact"),
+            )
+            timer.add("session")
+            engines.append(engine)
+        return engines
+
+
+SWITCH = ("on", "off")
+LOG_FORMATS = ("json", "text")
 
 
 def parse_model_uris(raw: str) -> tuple[str, ...]:

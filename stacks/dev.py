@@ -6,23 +6,27 @@ key per client.
 """
 
 from stacks.schema import (
+    AlarmSubscription,
     ApiConfig,
     ApiKeys,
     ArtifactStoreConfig,
     AwsTarget,
     LambdaConfig,
     ModelConfig,
+    MonitoringConfig,
     StackConfig,
     StateConfig,
 )
 
 _FUNCTION = LambdaConfig(
-    memory_mb=1024, timeout_s=10, architecture="arm64", reserved_concurrency=10
+    memory_mb=1024, timeout_s=10, architecture="arm64", reserved_concurrency=10, p99_ms=250
 )
 # MiniLM is a transformer: Lambda's vCPU share grows with memory.
 _TEXT_FUNCTION = LambdaConfig(
-    memory_mb=2048, timeout_s=15, architecture="arm64", reserved_concurrency=10
+    memory_mb=2048, timeout_s=15, architecture="arm64", reserved_concurrency=10, p99_ms=1000
 )
+# Who hears of the alarms (an email address confirms its subscription first).
+ALARM_EMAIL = "inferstack-dev@example.com"
 
 # Where Pulumi keeps this stack's state, and the KMS key that encrypts its secrets (the
 # API keys): set both before `pulumi up -s dev` (README, "Deploying with Pulumi").
@@ -54,5 +58,12 @@ STACK = StackConfig(
         manage_account_logging_role=False,
     ),
     log_retention_days=14,
+    # Three 5-minute periods in a row before a development stack tells anyone.
+    monitoring=MonitoringConfig(
+        period_s=300,
+        evaluation_periods=3,
+        error_rate_percent=10,
+        subscriptions=[AlarmSubscription(protocol="email", endpoint=ALARM_EMAIL)],
+    ),
     tags={"env": "dev"},
 )

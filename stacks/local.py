@@ -7,7 +7,8 @@ well inside Lambda's 250 MB. `digits` also takes jobs (its SQS queue, polled by 
 source mapping) and batches (JSONL files under `batches/digits/in/` in the data bucket):
 SQS, S3 notifications and event source mappings are in LocalStack community. No
 provisioned concurrency and no GPU endpoint: LocalStack community emulates neither
-Application Auto Scaling nor Kubernetes.
+Application Auto Scaling nor Kubernetes. The alarms fire after one breaching minute (one
+period) and notify a topic nobody subscribes to: read their states with the AWS CLI.
 """
 
 from stacks.schema import (
@@ -18,6 +19,7 @@ from stacks.schema import (
     LambdaConfig,
     LocalStackTarget,
     ModelConfig,
+    MonitoringConfig,
     StackConfig,
 )
 
@@ -27,21 +29,26 @@ STACK = StackConfig(
         ModelConfig(
             name="digits",
             delivery="layer",
-            lambda_=LambdaConfig(memory_mb=1024),
+            lambda_=LambdaConfig(memory_mb=1024, p99_ms=500),
             # A message whose invocation died comes back after the queue's visibility
             # timeout: 6 times the function's 10 s timeout, one minute.
             async_=AsyncConfig(batch_size=10, max_receives=3, result_retention_days=1),
-            batch=BatchConfig(chunk_lines=1000),
+            # A queued invocation gets up to 10 chunks: 10 x 250 lines stays well inside
+            # the 10 s timeout on a loaded 2-core machine (~0.3-1 ms a line).
+            batch=BatchConfig(chunk_lines=250),
         ),
-        ModelConfig(name="digits-int8", delivery="s3", lambda_=LambdaConfig(memory_mb=1024)),
+        ModelConfig(
+            name="digits-int8", delivery="s3", lambda_=LambdaConfig(memory_mb=1024, p99_ms=500)
+        ),
         # A transformer: more memory is more vCPU on Lambda; cold start loads ~37 MB.
         ModelConfig(
             name="minilm-int8",
             delivery="layer",
-            lambda_=LambdaConfig(memory_mb=2048, timeout_s=15),
+            lambda_=LambdaConfig(memory_mb=2048, timeout_s=15, p99_ms=2000),
         ),
     ],
     artifact_store=ArtifactStoreConfig(force_destroy=True),
     api=ApiConfig(stage="local", throttle_rate_rps=1000, throttle_burst=2000),
     log_retention_days=1,
+    monitoring=MonitoringConfig(evaluation_periods=1),
 )

@@ -5,6 +5,7 @@ Set the values below to your account's before `pulumi up -s prod`.
 """
 
 from stacks.schema import (
+    AlarmSubscription,
     ApiConfig,
     ApiKeys,
     ArtifactStoreConfig,
@@ -16,6 +17,7 @@ from stacks.schema import (
     KubernetesConfig,
     LambdaConfig,
     ModelConfig,
+    MonitoringConfig,
     PodMonitorConfig,
     ProvisionedConcurrency,
     Quota,
@@ -35,6 +37,10 @@ OIDC_PROVIDER_ARN = (
 # The Helm release of the cluster's kube-prometheus-stack: its Prometheus scrapes the
 # PodMonitors labelled `release: <this>`, and prometheus-adapter serves the HPA's metric.
 PROMETHEUS_RELEASE = "kube-prometheus-stack"
+# Who hears of the alarms: the on-call address (it confirms its subscription first) and
+# your paging service's HTTPS integration URL.
+ALARM_EMAIL = "oncall@example.com"
+ALARM_WEBHOOK = "https://events.example.com/integration/inferstack-prod"
 
 # Where Pulumi keeps this stack's state, and the KMS key that encrypts its secrets (the
 # API keys): set both before `pulumi up -s prod` (README, "Deploying with Pulumi").
@@ -57,6 +63,7 @@ STACK = StackConfig(
                 memory_mb=2048,
                 timeout_s=15,
                 reserved_concurrency=100,
+                p99_ms=200,
                 provisioned=ProvisionedConcurrency(
                     min=2,
                     max=20,
@@ -94,7 +101,7 @@ STACK = StackConfig(
         ModelConfig(
             name="digits-int8",
             delivery="s3",
-            lambda_=LambdaConfig(memory_mb=1024, timeout_s=15, reserved_concurrency=50),
+            lambda_=LambdaConfig(memory_mb=1024, timeout_s=15, reserved_concurrency=50, p99_ms=300),
             # Nightly scoring: jobs and batches in large SQS batches, gathered for up to 5 s,
             # by at most 20 concurrent invocations (inside the 50 reserved).
             async_=AsyncConfig(
@@ -109,7 +116,9 @@ STACK = StackConfig(
         ModelConfig(
             name="minilm-int8",
             delivery="layer",
-            lambda_=LambdaConfig(memory_mb=2048, timeout_s=15, reserved_concurrency=50),
+            lambda_=LambdaConfig(
+                memory_mb=2048, timeout_s=15, reserved_concurrency=50, p99_ms=1000
+            ),
         ),
     ],
     artifact_store=ArtifactStoreConfig(encryption="aws:kms", noncurrent_version_expiry_days=90),
@@ -129,5 +138,14 @@ STACK = StackConfig(
         pod_monitor=PodMonitorConfig(labels={"release": PROMETHEUS_RELEASE}),
     ),
     log_retention_days=90,
+    monitoring=MonitoringConfig(
+        period_s=60,
+        evaluation_periods=3,
+        error_rate_percent=1,
+        subscriptions=[
+            AlarmSubscription(protocol="email", endpoint=ALARM_EMAIL),
+            AlarmSubscription(protocol="https", endpoint=ALARM_WEBHOOK),
+        ],
+    ),
     tags={"env": "prod"},
 )

@@ -303,6 +303,18 @@ class LambdaConfig(BaseModel):
     # None leaves the function on the account's unreserved pool.
     reserved_concurrency: Annotated[int, _at_least(1)] | None = None
     provisioned: ProvisionedConcurrency | None = None
+    # The latency objective of the function's requests (the app's `latency_ms`): its p99
+    # alarm fires above it. None: no latency alarm.
+    p99_ms: Annotated[int, _in_range(1, 900000, "ms")] | None = None
+
+    @model_validator(mode="after")
+    def _objective_inside_timeout(self) -> LambdaConfig:
+        if self.p99_ms is not None and self.p99_ms > self.timeout_s * 1000:
+            raise _fail(
+                f"lambda.p99_ms: {self.p99_ms} ms exceeds the function's timeout of "
+                f"{self.timeout_s} s; allowed ≤ {self.timeout_s * 1000} ms"
+            )
+        return self
 
     @model_validator(mode="after")
     def _provisioned_fits_reserved(self) -> LambdaConfig:
@@ -371,6 +383,79 @@ class BatchConfig(BaseModel):
     def _apart_from_jobs(self) -> BatchConfig:
         if self.prefix == "jobs":
             raise _fail("batch.prefix 'jobs' is where jobs are kept; choose another prefix")
+        return self
+
+
+# --- alarms and the dashboard ---------------------------------------------------------
+
+# The SNS protocols an alarm subscription may use, and what each endpoint must look like.
+SUBSCRIPTION_ENDPOINTS = {
+    "email": (r"^[^@\s]+@[^@\s]+\.[^@\s]+$", "email address"),
+    "https": (r"^https://[^/\s]+(/\S*)?$", "https URL"),
+    "sqs": (r"^arn:aws[a-z-]*:sqs:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,80}$", "SQS queue ARN"),
+    "lambda": (
+        r"^arn:aws[a-z-]*:lambda:[a-z0-9-]+:\d{12}:function:[A-Za-z0-9_-]{1,64}(:[A-Za-z0-9_-]+)?$",
+        "Lambda function ARN",
+    ),
+    "sms": (r"^\+[1-9]\d{6,14}$", "E.164 phone number"),
+}
+# CloudWatch's alarm periods (s): 10 and 30 are high-resolution periods, which only
+# high-resolution metrics fill; the stack's metrics are standard resolution.
+ALARM_PERIODS_S = (60, 300, 900, 3600)
+
+
+class AlarmSubscription(BaseModel):
+    """Who hears of the stack's alarms: one subscription to its alarm topic. An email or
+    https endpoint must confirm the subscription before SNS delivers to it; an SQS queue's
+    or Lambda function's own policy must let SNS deliver to it."""
+
+    model_config = _config("monitoring.subscriptions[]")
+
+    protocol: Literal["email", "https", "sqs", "lambda", "sms"]
+    endpoint: str
+
+    @model_validator(mode="after")
+    def _endpoint_fits_protocol(self) -> AlarmSubscription:
+        pattern, what = SUBSCRIPTION_ENDPOINTS[self.protocol]
+        if not re.fullmatch(pattern, self.endpoint):
+            raise _fail(
+                f"monitoring.subscriptions[].endpoint {self.endpoint!r} is not a valid {what} "
+                f"for protocol {self.protocol!r}"
+            )
+        return self
+
+
+class MonitoringConfig(BaseModel):
+    """The alarms of every model's function (5xx rate, p99 latency against `lambda.p99_ms`,
+    throttles, dead-letter queue depth, provisioned-concurrency spillover), the topic they
+    notify and the stack's dashboard."""
+
+    model_config = _config("monitoring")
+
+    # The 5xx alarm: the percentage of a period's requests answered 5xx.
+    error_rate_percent: Annotated[float, _in_range(0.1, 100, "%")] = 5.0
+    period_s: Annotated[int, _one_of(ALARM_PERIODS_S, "s")] = 60
+    # Consecutive breaching periods before an alarm fires.
+    evaluation_periods: Annotated[int, _in_range(1, 1440)] = 3
+    subscriptions: list[AlarmSubscription] = []
+
+    @model_validator(mode="after")
+    def _consistent(self) -> MonitoringConfig:
+        endpoints = [(s.protocol, s.endpoint) for s in self.subscriptions]
+        repeated = sorted({f"{p} {e}" for p, e in endpoints if endpoints.count((p, e)) > 1})
+        if repeated:
+            raise _fail(
+                f"monitoring.subscriptions: duplicate subscription(s) {', '.join(repeated)}"
+            )
+        # CloudWatch: an alarm's evaluation range (periods x period) is at most one day
+        # for periods under an hour, seven days for periods of an hour or more.
+        limit = 7 * 86400 if self.period_s >= 3600 else 86400
+        if self.period_s * self.evaluation_periods > limit:
+            raise _fail(
+                f"monitoring: evaluation_periods {self.evaluation_periods} x period_s "
+                f"{self.period_s} s exceeds CloudWatch's evaluation range of {limit} s; "
+                f"allowed ≤ {limit // self.period_s} periods"
+            )
         return self
 
 
@@ -598,6 +683,7 @@ class StackConfig(BaseModel):
     api: ApiConfig = ApiConfig()
     kubernetes: KubernetesConfig | None = None
     log_retention_days: Annotated[int, _one_of(LOG_RETENTION_DAYS, "days")] = 14
+    monitoring: MonitoringConfig = MonitoringConfig()
     # Added to every taggable AWS resource (through the provider's default tags).
     tags: dict[str, str] = {}
 

@@ -19,6 +19,9 @@ from model_runtime.events.jobs import Jobs
 from model_runtime.events.settings import JobsSettings
 from model_runtime.events.worker import Worker
 from model_runtime.settings import RuntimeSettings
+from model_runtime.telemetry.coldstart import ColdStart
+from model_runtime.telemetry.emf import EmfWriter
+from model_runtime.telemetry.logs import install_json_logs
 
 T = TypeVar("T")
 
@@ -39,9 +42,19 @@ class LambdaEntry:
         self.http = Mangum(app, lifespan="off")
 
     @classmethod
-    def from_settings(cls, settings: RuntimeSettings, jobs: JobsSettings | None) -> LambdaEntry:
-        """The models, app, jobs and batches the environment configures, on S3 and SQS."""
-        plane = DataPlane(settings.load_engines())
+    def from_settings(
+        cls,
+        settings: RuntimeSettings,
+        jobs: JobsSettings | None,
+        cold_start: ColdStart | None = None,
+    ) -> LambdaEntry:
+        """The models, app, jobs and batches the environment configures, on S3 and SQS;
+        with metrics on, an EMF line per inference request, the first one carrying
+        `cold_start`'s breakdown."""
+        if settings.log_format == "json":
+            install_json_logs()
+        cold_start = cold_start if cold_start is not None else ColdStart()
+        plane = DataPlane(settings.load_engines(cold_start=cold_start))
         service = worker = batches = None
         if jobs is not None:
             store, queue = S3ObjectStore(), SqsQueue()
@@ -56,8 +69,11 @@ class LambdaEntry:
             max_body_bytes=settings.max_body_bytes,
             cors_allow_origin=settings.cors_allow_origin,
             jobs=service,
+            telemetry=EmfWriter(cold_start) if settings.metrics else None,
         )
-        return cls(app, worker, batches)
+        entry = cls(app, worker, batches)
+        cold_start.ready()
+        return entry
 
     def __call__(self, event: dict[str, Any], context: Any) -> Any:
         records = event.get("Records") if isinstance(event, dict) else None

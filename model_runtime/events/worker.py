@@ -8,7 +8,9 @@ stored.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
@@ -29,24 +31,41 @@ class JobMessage(BaseModel):
 
 Message = Annotated[JobMessage | ChunkMessage, Field(discriminator="kind")]
 _MESSAGE: TypeAdapter[JobMessage | ChunkMessage] = TypeAdapter(Message)
+# A job is mostly S3 round trips (status, request, result): the messages of one batch
+# wait on them side by side, each on its own thread and event loop. SQS hands Lambda
+# at most 10 messages a batch without a batching window.
+MESSAGE_THREADS = 10
 
 
 class Worker:
     def __init__(self, jobs: Jobs, batches: Batches | None = None) -> None:
         self.jobs = jobs
         self.batches = batches
+        self._threads = ThreadPoolExecutor(MESSAGE_THREADS, thread_name_prefix="message")
 
     async def handle(self, event: dict[str, Any]) -> dict[str, list[dict[str, str]]]:
-        failures = []
-        for record in event["Records"]:
-            try:
-                await self._handle(record)
-            except Exception:
-                logger.exception(
-                    "message %s failed; SQS will deliver it again", record.get("messageId")
-                )
-                failures.append({"itemIdentifier": record["messageId"]})
+        loop = asyncio.get_running_loop()
+        records = event["Records"]
+        done = await asyncio.gather(
+            *(loop.run_in_executor(self._threads, self._handle_alone, r) for r in records)
+        )
+        failures = [
+            {"itemIdentifier": record["messageId"]}
+            for record, ok in zip(records, done, strict=True)
+            if not ok
+        ]
         return {"batchItemFailures": failures}
+
+    def _handle_alone(self, record: dict[str, Any]) -> bool:
+        """Whether the message is done (its outcome stored); a failure is logged."""
+        try:
+            asyncio.run(self._handle(record))
+        except Exception:
+            logger.exception(
+                "message %s failed; SQS will deliver it again", record.get("messageId")
+            )
+            return False
+        return True
 
     async def _handle(self, record: dict[str, Any]) -> None:
         message = _MESSAGE.validate_json(record["body"])

@@ -16,7 +16,7 @@ from layers.package import project_root
 
 ROOT = project_root()
 PACKAGES = ("model_runtime", "model_build", "functions", "layers", "infra", "localdev", "cli",
-            "stacks")
+            "stacks", "pricing")
 
 # Which project packages each package may import (DESIGN.md's layout table).
 MAY_IMPORT: dict[str, set[str]] = {
@@ -30,6 +30,8 @@ MAY_IMPORT: dict[str, set[str]] = {
     # `model_runtime` for artifact manifests, hashed before anything is declared.
     "infra": {"layers", "stacks", "functions", "model_runtime"},
     "localdev": {"infra", "layers", "stacks", "functions", "model_runtime"},
+    # Declared models and their artifact manifests; no cloud SDK (ONLY_IN), no Pulumi.
+    "pricing": {"stacks", "model_runtime"},
     "cli": set(PACKAGES),
 }
 # Third-party packages only the named packages or modules may import.
@@ -42,6 +44,7 @@ ONLY_IN: dict[str, set[str]] = {
     "boto3": {"localdev", "cli", "model_runtime.s3_reader", "model_runtime.events.aws"},
     "botocore": {"localdev", "cli", "model_runtime.s3_reader", "model_runtime.events.aws"},
     "torch": {"model_build", "model_runtime.backends.torch_backend"},
+    "matplotlib": {"pricing.plot"},
 }
 
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from localdev.deploy.realizers import apigateway, iam, lambda_, logs, s3, sqs
+from localdev.deploy.realizers import apigateway, cloudwatch, iam, lambda_, logs, s3, sns, sqs
 from localdev.deploy.realizers.base import Realizer
 
 REALIZERS: dict[str, Realizer] = {
     realizer.type: realizer
-    for module in (s3, iam, logs, lambda_, apigateway, sqs)
+    for module in (s3, iam, logs, lambda_, apigateway, sqs, cloudwatch, sns)
     for realizer in module.REALIZERS
 }
 

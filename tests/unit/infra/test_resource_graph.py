@@ -29,6 +29,7 @@ COMPONENTS = {
     "inferstack:index:Autoscaling",
     "inferstack:index:InferenceApi",
     "inferstack:index:GpuEndpoint",
+    "inferstack:index:Monitoring",
 }
 
 
@@ -131,7 +132,17 @@ def test_localstack_provider_points_only_the_services_in_use_at_localstack(
     (provider,) = evaluations["local"].of_type("pulumi:providers:aws")
     inputs = provider.inputs
     (endpoints,) = json.loads(inputs["endpoints"])
-    assert set(endpoints) == {"apigateway", "iam", "lambda", "logs", "s3", "sqs", "sts"}
+    assert set(endpoints) == {
+        "apigateway",
+        "cloudwatch",
+        "iam",
+        "lambda",
+        "logs",
+        "s3",
+        "sns",
+        "sqs",
+        "sts",
+    }
     assert set(endpoints.values()) == {"http://127.0.0.1:4566"}
     for flag in (
         "skipCredentialsValidation",

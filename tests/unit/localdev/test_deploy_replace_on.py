@@ -58,6 +58,16 @@ FORCE_NEW: dict[str, frozenset[str] | None] = {
     "aws:sqs/queue:Queue": frozenset({"name", "namePrefix"}),
     # s3/bucket_notification.go: bucket.
     "aws:s3/bucketNotification:BucketNotification": frozenset({"bucket"}),
+    # cloudwatch/metric_alarm.go: alarm_name (Pulumi's `name`).
+    "aws:cloudwatch/metricAlarm:MetricAlarm": frozenset({"name"}),
+    # cloudwatch/dashboard.go: dashboard_name (a new body is put in place).
+    "aws:cloudwatch/dashboard:Dashboard": frozenset({"dashboardName"}),
+    # sns/topic.go: name, name_prefix (and fifo_topic, not realized).
+    "aws:sns/topic:Topic": frozenset({"name", "namePrefix"}),
+    # sns/topic_subscription.go: topic_arn (Pulumi's `topic`), protocol, endpoint.
+    "aws:sns/topicSubscription:TopicSubscription": frozenset({"topic", "protocol", "endpoint"}),
+    # sns/topic_policy.go: arn.
+    "aws:sns/topicPolicy:TopicPolicy": frozenset({"arn"}),
 }
 
 

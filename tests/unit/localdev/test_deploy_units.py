@@ -81,8 +81,9 @@ def test_types_without_a_realizer_are_declared_not_emulated() -> None:
     assert not_emulated_reason("aws:lambda/function:Function") is None
     assert "LocalStack community" in str(not_emulated_reason("aws:appautoscaling/target:Target"))
     assert "Kubernetes" in str(not_emulated_reason("kubernetes:apps/v1:Deployment"))
-    assert not_emulated_reason("aws:sns/topic:Topic") is not None
+    assert not_emulated_reason("aws:dynamodb/table:Table") is not None
     assert not_emulated_reason("aws:sqs/queue:Queue") is None
+    assert not_emulated_reason("aws:sns/topic:Topic") is None
 
 
 def test_an_input_a_realizer_does_not_apply_is_an_error_not_ignored() -> None:

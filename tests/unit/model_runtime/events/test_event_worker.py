@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from typing import Any
 
 import numpy as np
@@ -230,3 +231,29 @@ def test_chunk_messages_go_to_the_batches(
     assert _deliver(worker, queue) == {"batchItemFailures": []}
     summary = store.json(BUCKET, "batches/tiny/out/chunks.summary.json")
     assert (summary["lines"], summary["succeeded"], summary["chunks"]) == (9, 9, 3)
+
+
+def test_the_messages_of_a_batch_wait_on_storage_side_by_side(
+    worker: Worker,
+    jobs: Jobs,
+    store: MemoryStore,
+    queue: MemoryQueue,
+    tiny_inputs: np.ndarray,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Every job's first read waits until all three are reading at once: handled one
+    # after another, the barrier breaks and every message fails.
+    together = threading.Barrier(3, timeout=5.0)
+    reads: set[str] = set()
+    get = store.get
+
+    def get_together(bucket: str, key: str, **kwargs: Any) -> bytes:
+        if key.endswith("status.json") and key not in reads:
+            reads.add(key)
+            together.wait()
+        return get(bucket, key, **kwargs)
+
+    ids = [jobs.submit("tiny", _request(tiny_inputs[i : i + 1])).id for i in range(3)]
+    monkeypatch.setattr(store, "get", get_together)
+    assert _deliver(worker, queue) == {"batchItemFailures": []}
+    assert [_record(store, job_id)["status"] for job_id in ids] == ["succeeded"] * 3
