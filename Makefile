@@ -39,7 +39,7 @@ pytest: setup
 	$(VENV)/bin/python -m pytest
 
 unit: setup
-	$(VENV)/bin/python -m pytest tests/unit -q -p no:schemathesis
+	$(VENV)/bin/python -m pytest tests/unit -q -p no:schemathesis -n auto
 
 bench: setup
 	$(VENV)/bin/python -m benchmarks.runtime

@@ -11,13 +11,15 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from model_runtime.errors import ObjectNotFound, ObjectReadError, TransientReadError
+from model_runtime.errors import ObjectChanged, ObjectNotFound, ObjectReadError, TransientReadError
 
 if TYPE_CHECKING:
     from botocore.exceptions import ClientError
 
 CHUNK_BYTES = 1 << 20
 NOT_FOUND_CODES = frozenset({"NoSuchKey", "NotFound", "404"})
+# A conditional request (IfMatch, IfNoneMatch) whose condition does not hold.
+PRECONDITION_CODES = frozenset({"PreconditionFailed", "412"})
 # S3 error codes worth another try; anything else (403, 404, ...) fails at once.
 TRANSIENT_CODES = frozenset(
     {
@@ -43,12 +45,12 @@ class S3Reader:
         self._client = client
 
     def read(self, bucket: str, key: str) -> bytes:
-        with _typed_errors():
+        with read_errors():
             data: bytes = self._body(bucket, key).read()
         return data
 
     def stream(self, bucket: str, key: str, write: Callable[[bytes], object]) -> None:
-        with _typed_errors():
+        with read_errors():
             body = self._body(bucket, key)
             for chunk in iter(lambda: body.read(CHUNK_BYTES), b""):
                 write(chunk)
@@ -71,9 +73,10 @@ def default_client() -> Any:
 
 
 @contextmanager
-def _typed_errors() -> Iterator[None]:
-    """botocore's errors (and the socket's) as ObjectNotFound, TransientReadError or
-    ObjectReadError; the message is botocore's."""
+def read_errors() -> Iterator[None]:
+    """botocore's errors (and the socket's) on a read as ObjectNotFound, ObjectChanged
+    (an IfMatch that failed), TransientReadError or ObjectReadError; the message is
+    botocore's."""
     from botocore import exceptions as boto
 
     try:
@@ -97,6 +100,8 @@ def _client_error(exc: ClientError) -> ObjectReadError:
     status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
     if code in NOT_FOUND_CODES:
         return ObjectNotFound(str(exc))
+    if code in PRECONDITION_CODES:
+        return ObjectChanged(str(exc))
     if code in TRANSIENT_CODES or status >= 500:
         return TransientReadError(str(exc))
     return ObjectReadError(str(exc))

@@ -44,6 +44,9 @@ def localstack_env(
     for key in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "TMPDIR", "TEMP"):
         env.pop(key, None)
     env.setdefault("LAMBDA_RUNTIME_ENVIRONMENT_TIMEOUT", "60")  # model loading on 2 cores
+    # Lambda's SQS pollers long-poll and pick a message up as it arrives; LocalStack's
+    # back off up to 10 s after an empty poll, which would delay every job by as much.
+    env.setdefault("LAMBDA_EVENT_SOURCE_MAPPING_MAX_BACKOFF_ON_EMPTY_POLL_SEC", "1")
     env.update(lambda_interpreters(env))
     env.update(
         {

@@ -12,15 +12,12 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from model_runtime.errors import (
-    ObjectChanged,
     ObjectExists,
     ObjectNotFound,
-    ObjectReadError,
     ObjectWriteError,
     QueueError,
-    TransientReadError,
 )
-from model_runtime.s3_reader import NOT_FOUND_CODES, TRANSIENT_CODES, default_client
+from model_runtime.s3_reader import PRECONDITION_CODES, default_client, read_errors
 
 if TYPE_CHECKING:
     from botocore.exceptions import ClientError
@@ -29,7 +26,6 @@ if TYPE_CHECKING:
 SQS_BATCH = 10
 # A conditional write that raced another on the same key: AWS says to retry it.
 CONFLICT_CODE = "ConditionalRequestConflict"
-PRECONDITION_CODES = frozenset({"PreconditionFailed", "412"})
 PUT_ATTEMPTS = 3
 
 
@@ -59,7 +55,7 @@ class S3ObjectStore:
         if byte_range is not None:
             start, end = byte_range
             arguments["Range"] = f"bytes={start}-{end - 1}"  # HTTP ranges end inclusive
-        with _read_errors():
+        with read_errors():
             data: bytes = self.client.get_object(**arguments)["Body"].read()
         return data
 
@@ -80,7 +76,7 @@ class S3ObjectStore:
 
     def exists(self, bucket: str, key: str) -> bool:
         try:
-            with _read_errors():
+            with read_errors():
                 self.client.head_object(Bucket=bucket, Key=key)
         except ObjectNotFound:
             return False
@@ -88,7 +84,7 @@ class S3ObjectStore:
 
     def list_keys(self, bucket: str, prefix: str) -> list[str]:
         keys: list[str] = []
-        with _read_errors():
+        with read_errors():
             for page in self.client.get_paginator("list_objects_v2").paginate(
                 Bucket=bucket, Prefix=prefix
             ):
@@ -137,37 +133,8 @@ class _Conflict(Exception):
     """A conditional put raced another write of the key."""
 
 
-def _code(exc: ClientError) -> tuple[str, int]:
-    code = str(exc.response.get("Error", {}).get("Code", ""))
-    status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
-    return code, status
-
-
-@contextmanager
-def _read_errors() -> Iterator[None]:
-    from botocore import exceptions as boto
-
-    try:
-        yield
-    except boto.ClientError as exc:
-        code, status = _code(exc)
-        if code in NOT_FOUND_CODES:
-            raise ObjectNotFound(str(exc)) from exc
-        if code in PRECONDITION_CODES:
-            raise ObjectChanged(str(exc)) from exc
-        if code in TRANSIENT_CODES or status >= 500:
-            raise TransientReadError(str(exc)) from exc
-        raise ObjectReadError(str(exc)) from exc
-    except (
-        boto.HTTPClientError,
-        boto.ConnectionError,
-        boto.IncompleteReadError,
-        ConnectionError,
-        TimeoutError,
-    ) as exc:
-        raise TransientReadError(str(exc)) from exc
-    except boto.BotoCoreError as exc:  # credentials, configuration, parameters
-        raise ObjectReadError(str(exc)) from exc
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
 
 
 @contextmanager
@@ -177,7 +144,7 @@ def _write_errors() -> Iterator[None]:
     try:
         yield
     except boto.ClientError as exc:
-        code, _ = _code(exc)
+        code = _code(exc)
         if code in PRECONDITION_CODES:
             raise ObjectExists(str(exc)) from exc
         if code == CONFLICT_CODE:
