@@ -39,7 +39,9 @@ pytest: setup
 	$(VENV)/bin/python -m pytest
 
 unit: setup
-	$(VENV)/bin/python -m pytest tests/unit -q -p no:schemathesis -n auto
+	@# Bytecode and pytest's rewritten test modules cached between runs (some shells set
+	@# PYTHONDONTWRITEBYTECODE, which makes every run rewrite ~200 test modules again).
+	PYTHONDONTWRITEBYTECODE= $(VENV)/bin/python -m pytest tests/unit -q -p no:schemathesis -n auto
 
 bench: setup
 	$(VENV)/bin/python -m benchmarks.runtime

@@ -1,6 +1,6 @@
 """`inferstack metrics --stack S [--minutes 15]`: a table per Lambda model of the stack,
 from the `inferstack` CloudWatch metrics the handler's EMF lines become; where CloudWatch
-has none (LocalStack extracts no EMF), from those EMF lines in CloudWatch Logs. The
+has none (no EMF extraction ran), from those EMF lines in CloudWatch Logs. The
 output says which source it used."""
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ realizing.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import threading
 from collections.abc import Callable, Mapping
@@ -144,6 +145,7 @@ def evaluate(
     """
     cloud = cloud or _FakeCloud()
     monitor = _RecordingMonitor(cloud)
+    _ensure_open_event_loop()
     pulumi.runtime.reset_options(project=PROJECT, stack=stack)
     pulumi.runtime.set_mocks(cloud, project=PROJECT, stack=stack, preview=False, monitor=monitor)
     outputs: dict[str, Any] = {}
@@ -351,3 +353,14 @@ def _invoke_arn(region: str, function_arn: str) -> str:
     return (
         f"arn:aws:apigateway:{region}:lambda:path/2015-03-31/functions/{function_arn}/invocations"
     )
+
+
+def _ensure_open_event_loop() -> None:
+    """Pulumi registers resources on the thread's current event loop: give it an open one
+    when what ran before in this thread closed or cleared its own."""
+    try:
+        usable = not asyncio.get_event_loop().is_closed()
+    except RuntimeError:  # none is current
+        usable = False
+    if not usable:
+        asyncio.set_event_loop(asyncio.new_event_loop())

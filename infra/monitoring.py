@@ -127,12 +127,18 @@ class Monitoring(pulumi.ComponentResource):
         # Lambda publishes an alias's metrics with its own Resource dimension.
         by_alias = {"FunctionName": name, "Resource": f"{name}:{ALIAS}"}
         alarms = {
+            # Every EMF line carries status_5xx (1 or 0): its Average over the period
+            # is the share of requests answered 5xx. A plain alarm, not metric math, so
+            # LocalStack evaluates it too.
             "5xx-rate": self._alarm(
                 f"{name}-5xx-rate",
                 f"More than {config.error_rate_percent:g} % of {function.model}'s requests "
                 "answered 5xx",
-                threshold=config.error_rate_percent,
-                metric_queries=_error_rate_queries(by_model, config.period_s),
+                threshold=config.error_rate_percent / 100,
+                namespace=NAMESPACE,
+                metric_name="status_5xx",
+                dimensions=by_model,
+                statistic="Average",
             ),
             "throttles": self._alarm(
                 f"{name}-throttles",
@@ -177,8 +183,6 @@ class Monitoring(pulumi.ComponentResource):
         self, alarm_name: str, description: str, threshold: float = 0, **metric: Any
     ) -> aws.cloudwatch.MetricAlarm:
         config = self._config
-        if "metric_queries" not in metric:
-            metric["period"] = config.period_s
         topic = [self.topic.arn]
         return aws.cloudwatch.MetricAlarm(
             alarm_name,
@@ -191,40 +195,10 @@ class Monitoring(pulumi.ComponentResource):
             treat_missing_data="notBreaching",
             alarm_actions=topic,
             ok_actions=topic,
+            period=config.period_s,
             opts=pulumi.ResourceOptions(parent=self),
             **metric,
         )
-
-
-def _error_rate_queries(
-    dimensions: dict[str, str], period_s: int
-) -> list[aws.cloudwatch.MetricAlarmMetricQueryArgs]:
-    """100 * status_5xx / requests per period: a period without 5xx answers has no
-    status_5xx datapoint, which FILL makes a 0 (else the rate would be missing)."""
-
-    def count(query_id: str, metric_name: str) -> aws.cloudwatch.MetricAlarmMetricQueryArgs:
-        return aws.cloudwatch.MetricAlarmMetricQueryArgs(
-            id=query_id,
-            metric=aws.cloudwatch.MetricAlarmMetricQueryMetricArgs(
-                namespace=NAMESPACE,
-                metric_name=metric_name,
-                dimensions=dimensions,
-                period=period_s,
-                stat="Sum",
-            ),
-            return_data=False,
-        )
-
-    return [
-        count("errors", "status_5xx"),
-        count("requests", "requests"),
-        aws.cloudwatch.MetricAlarmMetricQueryArgs(
-            id="rate",
-            expression="100 * FILL(errors, 0) / requests",
-            label="5xx rate (%)",
-            return_data=True,
-        ),
-    ]
 
 
 def dashboard_body(

@@ -100,6 +100,8 @@ class LambdaEntry:
 
     def close(self) -> None:
         self._loop.close()
+        # Leave no closed loop current: whatever runs next in this thread makes its own.
+        asyncio.set_event_loop(None)
 
     def _run(self, work: Coroutine[Any, Any, T]) -> T:
         return self._loop.run_until_complete(work)

@@ -3,7 +3,8 @@ ships to the function's log group and CloudWatch turns into metrics. No API call
 
 The line is also the request's structured log (request id, model, version, status,
 latency); it never carries request data. Only the metrics a line has values for are
-declared in it: CloudWatch drops a declared metric that has no value.
+declared in it: CloudWatch drops a declared metric that has no value. Every line carries
+all three status metrics, its own class 1 and the others 0.
 """
 
 from __future__ import annotations
@@ -37,6 +38,9 @@ UNITS = {
     "init_first_inference_ms": "Milliseconds",
     "init_total_ms": "Milliseconds",
 }
+
+
+STATUS_METRICS = ("status_2xx", "status_4xx", "status_5xx")
 
 
 def status_metric(status: int) -> str:
@@ -108,8 +112,10 @@ class EmfWriter:
 
 def _template(model: str, version: str, status: str, names: tuple[str, ...]) -> str:
     """The `%` template of a line: timestamp, request id (JSON), status, then `names`'
-    values; `requests` and the status metric are the constant 1."""
-    declared = [*names, "requests", status]
+    values; `requests` and the line's status metric are the constant 1, the other two
+    status metrics 0 (so a status metric's Average is the share of requests in its class,
+    which a plain alarm can watch)."""
+    declared = [*names, "requests", *STATUS_METRICS]
     directive = [
         {
             "Namespace": NAMESPACE,
@@ -123,7 +129,9 @@ def _template(model: str, version: str, status: str, names: tuple[str, ...]) -> 
     return (
         '{"_aws":{"Timestamp":%d,"CloudWatchMetrics":' + head[0].replace("%", "%%") + "},"
         + head[1].replace("%", "%%") + ',"request_id":%s,"status":%d' + fields
-        + f',"requests":1,"{status}":1}}\n'
+        + ',"requests":1'
+        + "".join(f',"{name}":{int(name == status)}' for name in STATUS_METRICS)
+        + "}\n"
     )  # fmt: skip
 
 

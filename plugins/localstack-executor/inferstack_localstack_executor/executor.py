@@ -56,6 +56,7 @@ from localstack.services.lambda_.invocation.runtime_executor import (
 )
 from werkzeug import Request
 
+from inferstack_localstack_executor.emf import Publisher
 from inferstack_localstack_executor.interpreters import InterpreterNotFound, find_python
 from inferstack_localstack_executor.opt import merged_opt_dir, python_paths, rewrite_opt_paths
 
@@ -65,6 +66,8 @@ BOOTSTRAP = Path(__file__).with_name("bootstrap.py")
 # How long past the function's timeout we wait for the bootstrap's own timeout report.
 TIMEOUT_GRACE_S = 2.0
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+# What CloudWatch does with EMF lines on AWS, for every environment (see emf.py).
+EMF = Publisher()
 
 
 def executor_root() -> Path:
@@ -365,6 +368,8 @@ class ProcessRuntimeExecutor(RuntimeExecutor):
             result = future.result()
         if result.is_error and _error_type(result.payload) == "Sandbox.Timedout":
             self._discard_process()  # the next invocation gets a freshly initialised process
+        function_id = self.function_version.id
+        EMF.submit(result.logs, function_id.account, function_id.region)
         return result
 
     def _send(self, payload: dict[str, str]) -> None:

@@ -59,23 +59,17 @@ def test_every_alarm_notifies_the_stacks_topic_on_alarm_and_ok(stack: Evaluation
         assert inputs["evaluationPeriods"] == monitoring.evaluation_periods
 
 
-def test_the_5xx_rate_is_metric_math_over_the_models_emf_counts(stack: Evaluation) -> None:
+def test_the_5xx_rate_is_the_average_of_the_models_status_5xx(stack: Evaluation) -> None:
+    # A plain alarm (LocalStack evaluates no metric math): every EMF line carries
+    # status_5xx as 1 or 0, so its Average is the period's share of 5xx answers.
     monitoring = load_stack(stack.stack).monitoring
-    rate = alarms(stack)[f"inferstack-{stack.stack}-digits-5xx-rate"]
-    assert rate.inputs["threshold"] == monitoring.error_rate_percent
-    assert "metricName" not in rate.inputs and "period" not in rate.inputs
-    queries = {query["id"]: query for query in rate.inputs["metricQueries"]}
-    assert queries["rate"]["expression"] == "100 * FILL(errors, 0) / requests"
-    assert queries["rate"]["returnData"] is True
-    for query_id, metric_name in (("errors", "status_5xx"), ("requests", "requests")):
-        assert queries[query_id]["returnData"] is False
-        assert queries[query_id]["metric"] == {
-            "namespace": "inferstack",
-            "metricName": metric_name,
-            "dimensions": {"model": "digits"},
-            "period": monitoring.period_s,
-            "stat": "Sum",
-        }
+    rate = alarms(stack)[f"inferstack-{stack.stack}-digits-5xx-rate"].inputs
+    assert rate["threshold"] == monitoring.error_rate_percent / 100
+    assert (rate["namespace"], rate["metricName"]) == ("inferstack", "status_5xx")
+    assert rate["dimensions"] == {"model": "digits"}
+    assert (rate["statistic"], rate["period"]) == ("Average", monitoring.period_s)
+    assert rate["treatMissingData"] == "notBreaching"
+    assert "metricQueries" not in rate and "extendedStatistic" not in rate
 
 
 def test_the_latency_alarm_is_the_p99_of_latency_ms_against_the_objective(

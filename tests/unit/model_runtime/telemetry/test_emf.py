@@ -60,6 +60,8 @@ def test_a_request_line_has_every_metric_and_the_log_fields() -> None:
         "payload_bytes": "Bytes",
         "requests": "Count",
         "status_2xx": "Count",
+        "status_4xx": "Count",
+        "status_5xx": "Count",
     }
     assert document["_aws"]["Timestamp"] == 1700000000123
     assert {name: document[name] for name in declared} == {
@@ -72,6 +74,8 @@ def test_a_request_line_has_every_metric_and_the_log_fields() -> None:
         "payload_bytes": 1234,
         "requests": 1,
         "status_2xx": 1,
+        "status_4xx": 0,
+        "status_5xx": 0,
     }
     assert (document["model"], document["version"]) == ("tiny", "3")
     assert (document["request_id"], document["status"]) == ("req-1", 200)
@@ -84,7 +88,9 @@ def test_stages_a_failed_request_did_not_reach_are_not_declared() -> None:
         "decode_ms",
         "payload_bytes",
         "requests",
+        "status_2xx",
         "status_4xx",
+        "status_5xx",
     }
     assert "infer_ms" not in document
 
@@ -96,6 +102,14 @@ def test_stages_a_failed_request_did_not_reach_are_not_declared() -> None:
 )  # fmt: skip
 def test_status_metric(status: int, metric: str) -> None:
     assert status_metric(status) == metric
+
+
+@pytest.mark.parametrize("status", [200, 404, 500])
+def test_a_line_counts_its_status_class_1_and_the_others_0(status: int) -> None:
+    document = _parse(EmfWriter().line(_record(status)))
+    counts = {name: document[name] for name in ("status_2xx", "status_4xx", "status_5xx")}
+    assert counts == {name: int(name == status_metric(status)) for name in counts}
+    assert sum(counts.values()) == document["requests"] == 1
 
 
 def test_the_init_breakdown_rides_on_the_first_request_that_ran_the_model() -> None:

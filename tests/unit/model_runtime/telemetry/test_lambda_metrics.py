@@ -20,6 +20,7 @@ from tests.support.tiny_model import tiny_images
 
 INFER = "/v2/models/tiny/infer"
 STAGES = {"decode_ms", "preprocess_ms", "infer_ms", "encode_ms"}
+STATUS = {"status_2xx", "status_4xx", "status_5xx"}
 CONTEXT = SimpleNamespace(aws_request_id="8476a536-e9f4-11e8-9739-2dfe598c3fcd")
 
 
@@ -69,7 +70,7 @@ def test_a_prediction_writes_every_metric_and_the_cold_start_once(
     assert entry(event, CONTEXT)["statusCode"] == 200
     assert entry(event, CONTEXT)["statusCode"] == 200
     first, second = _lines(capsys)
-    request = {"latency_ms", *STAGES, "batch_size", "payload_bytes", "requests", "status_2xx"}
+    request = {"latency_ms", *STAGES, "batch_size", "payload_bytes", "requests", *STATUS}
     init = {"init_imports_ms", "init_artifact_ms", "init_session_ms",
             "init_first_inference_ms", "init_total_ms"}  # fmt: skip
     assert _metrics(first) == request | init
@@ -91,7 +92,8 @@ def test_a_bad_request_counts_as_4xx_with_the_stages_it_reached(
     bad_shape = api_gateway_event("POST", INFER, _body(batch=2, shape=[2, 1, 8, 9]))
     assert entry(bad_shape, CONTEXT)["statusCode"] == 400
     (line,) = _lines(capsys)
-    assert _metrics(line) == {"latency_ms", "payload_bytes", "requests", "status_4xx"}
+    assert _metrics(line) == {"latency_ms", "payload_bytes", "requests", *STATUS}
+    assert (line["status_4xx"], line["status_2xx"], line["status_5xx"]) == (1, 0, 0)
     assert line["status"] == 400
 
 
@@ -101,7 +103,7 @@ def test_a_body_over_the_limit_counts_as_4xx(
     entry = entry_for(INFERSTACK_METRICS="on", INFERSTACK_MAX_BODY_BYTES="100")
     assert entry(api_gateway_event("POST", INFER, _body()), CONTEXT)["statusCode"] == 413
     (line,) = _lines(capsys)
-    assert "status_4xx" in _metrics(line) and line["status"] == 413
+    assert line["status_4xx"] == 1 and line["status"] == 413
 
 
 def test_a_model_failure_counts_as_5xx(
@@ -120,7 +122,8 @@ def test_a_model_failure_counts_as_5xx(
     lines = [line for line in _lines(capsys) if "_aws" in line]
     (line,) = lines
     assert {"status_5xx", "decode_ms"} <= _metrics(line)
-    assert "status_2xx" not in line and line["status"] == 500
+    assert (line["status_5xx"], line["status_2xx"], line["status_4xx"]) == (1, 0, 0)
+    assert line["status"] == 500
 
 
 @pytest.mark.parametrize(
@@ -146,7 +149,7 @@ def test_the_versioned_route_is_recorded_too(
     event = api_gateway_event("POST", "/v2/models/tiny/versions/1/infer", _body())
     assert entry(event, CONTEXT)["statusCode"] == 200
     (line,) = _lines(capsys)
-    assert line["version"] == "1" and "status_2xx" in _metrics(line)
+    assert line["version"] == "1" and line["status_2xx"] == 1
 
 
 def test_metrics_off_writes_nothing(
