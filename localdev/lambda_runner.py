@@ -27,8 +27,10 @@ from typing import Any
 
 from functions import HANDLER
 
+# Starts each response line: the handler's own stdout (log and EMF lines) shares the pipe.
+RESULT_MARK = "inferstack-runner-result "
 # Runs inside the target interpreter: stdlib only, every supported Python version.
-BOOTSTRAP = r"""
+BOOTSTRAP = f"RESULT_MARK = {RESULT_MARK!r}\n" + r"""
 import json, os, sys, time
 task, opt = sys.argv[1], sys.argv[2]
 sys.path[:0] = [task, os.path.join(opt, "python")]
@@ -65,7 +67,8 @@ for line in sys.stdin:
         name for name, mod in list(sys.modules.items())
         if (getattr(mod, "__file__", None) or "").startswith(opt)
     )
-    print(json.dumps({"result": result, "missing": missing, "loaded": loaded}), flush=True)
+    print(RESULT_MARK + json.dumps({"result": result, "missing": missing, "loaded": loaded}),
+          flush=True)
 """
 
 
@@ -170,7 +173,9 @@ def invoke(
     assert process.stdin is not None and process.stdout is not None
     process.stdin.write(payload)
     process.stdin.close()
-    first = process.stdout.readline()
+    first = ""
+    while not first.startswith(RESULT_MARK) and (line := process.stdout.readline()):
+        first = line
     cold_start = time.perf_counter() - started
     rest = process.stdout.read()
     try:
@@ -179,7 +184,11 @@ def invoke(
         if process.poll() is None:
             process.kill()
     stderr = process.stderr.read() if process.stderr else ""
-    lines = [line for line in [first, *rest.splitlines()] if line.strip()]
+    lines = [
+        line.removeprefix(RESULT_MARK)
+        for line in [first, *rest.splitlines()]
+        if line.startswith(RESULT_MARK)
+    ]
     if process.returncode != 0 or len(lines) != len(events):
         raise LambdaInvocationError(
             f"the handler exited {process.returncode} after {len(lines)} of {len(events)}"

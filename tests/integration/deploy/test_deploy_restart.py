@@ -75,9 +75,11 @@ def test_a_restarted_localstack_is_reported_and_the_next_up_recovers(
     again = up(STACK, config=config, root=root)
     # Nothing survived, so nothing is "unchanged" except bucket settings the new bucket
     # already has as S3 defaults (checked by value: owner-enforced, public access blocked,
-    # SSE-S3), which are in effect as declared.
+    # SSE-S3), which are in effect as declared: on the artifact and the jobs bucket.
     defaults = {
-        f"inferstack-{STACK}-artifacts-{s}" for s in ("ownership", "public-access", "encryption")
+        f"inferstack-{STACK}-{bucket}-{setting}"
+        for bucket in ("artifacts", "jobs")
+        for setting in ("ownership", "public-access", "encryption")
     }
     assert again.names("same") <= defaults
     # Recreated; resources whose inputs held ids of the old LocalStack are replacements.

@@ -54,6 +54,7 @@ FAILING_HANDLER = textwrap.dedent(
 class Failed:
     statuses: list[int]
     sent_at: float  # time.monotonic() after the last request
+    started: datetime  # before the first request
 
 
 @pytest.fixture(scope="module")
@@ -73,11 +74,12 @@ def failed(
     summary = up(STACK, config=config, root=root)
     try:
         body = infer_body(tiny_images(1))
+        started = datetime.now(UTC)
         with httpx.Client(base_url=str(summary.outputs["url"]), timeout=120.0) as http:
             statuses = [
                 http.post("/v2/models/digits/infer", json=body).status_code for _ in range(REQUESTS)
             ]
-        yield Failed(statuses, time.monotonic())
+        yield Failed(statuses, time.monotonic(), started)
     finally:
         down(STACK, root=root)
 
@@ -98,10 +100,12 @@ def test_the_emf_metrics_reach_cloudwatch(failed: Failed, endpoint: str) -> None
     cloudwatch = aws("cloudwatch", endpoint)
 
     def statistic(name: str, dimensions: list[dict[str, str]], stat: str) -> float | None:
+        # From this test's own first request: the session's LocalStack also holds the
+        # digits metrics of the tests before it.
         end = datetime.now(UTC) + timedelta(minutes=1)
         points = cloudwatch.get_metric_statistics(
             Namespace="inferstack", MetricName=name, Dimensions=dimensions,
-            StartTime=end - timedelta(minutes=10), EndTime=end, Period=600,
+            StartTime=failed.started - timedelta(seconds=1), EndTime=end, Period=600,
             Statistics=[stat],
         )["Datapoints"]  # fmt: skip
         return float(points[0][stat]) if points else None
