@@ -33,7 +33,7 @@ TERMINAL = ("succeeded", "failed")
 # the production worker's per-message processing; SLOW makes one inference take SLOW_S.
 RAISE_PIXEL = -99.0
 SLOW_PIXEL = 99.0
-SLOW_S = 0.15
+SLOW_S = 0.5
 FAULTY_HANDLER = textwrap.dedent(
     f"""
     import time
