@@ -13,7 +13,7 @@ from typing import Annotated, Any, get_args
 import typer
 from typer.core import TyperGroup
 
-from cli import batch, cost, deploy, jobs, localstack, logs, metrics
+from cli import batch, cost, deploy, jobs, localstack, logs, metrics, versions
 from cli.console import console, err_console, note, spinner
 from cli.errors import UserError, describe, expected_errors, fail
 from cli.options import one_of
@@ -170,6 +170,11 @@ for command in (deploy.up, deploy.down, deploy.status, deploy.preview):
 app.command()(cost.cost)
 app.command()(logs.logs)
 app.command()(metrics.metrics)
+app.command()(versions.versions)
+app.command()(versions.rollout)
+app.command()(versions.compare)
+app.command()(versions.promote)
+app.command()(versions.rollback)
 app.add_typer(localstack.app, name="localstack")
 app.add_typer(jobs.app, name="jobs")
 app.add_typer(batch.app, name="batch")

@@ -53,11 +53,16 @@ def status(
     """Whether our LocalStack is running and healthy. Exit status 1 when it is not running."""
     current = manager.status()
     if raw:
-        console.print_json(data={
-            "running": current.running, "healthy": current.healthy, "pid": current.pid,
-            "endpoint": current.endpoint, "version": current.version,
-            "log": str(current.log_file),
-        })
+        console.print_json(
+            data={
+                "running": current.running,
+                "healthy": current.healthy,
+                "pid": current.pid,
+                "endpoint": current.endpoint,
+                "version": current.version,
+                "log": str(current.log_file),
+            }
+        )
     elif current.running:
         health = "healthy" if current.healthy else "not answering health checks"
         console.print(

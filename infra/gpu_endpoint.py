@@ -14,6 +14,7 @@ enforces it.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import pulumi
@@ -21,6 +22,7 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from infra import policies
+from infra.errors import InfraError
 from stacks.schema import GpuConfig, PodMonitorConfig
 
 PORT = 8080
@@ -39,6 +41,9 @@ METRICS = {
 RUN_AS_USER = 10001
 # Pause before SIGTERM, so that Services stop routing to a terminating pod first.
 PRE_STOP_S = 5
+MODEL_VERSION_LABEL = "inferstack.dev/model-version"
+# Kubernetes label values: at most 63 characters, alphanumerics and -_. inside.
+_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$")
 # Time to pull a CUDA image, download the model and warm up on a fresh GPU node.
 STARTUP_BUDGET_S = 600
 
@@ -62,6 +67,9 @@ class GpuEndpointArgs:
     region: str
     pod_role: PodRole | None = None
     pod_monitor: PodMonitorConfig | None = None
+    # The manifest's model version, a label on the Deployment and its pods (not in the
+    # selector, which a Deployment cannot change: a new version rolls the same pods).
+    model_version: str | None = None
 
 
 class GpuEndpoint(pulumi.ComponentResource):
@@ -229,9 +237,14 @@ class GpuEndpoint(pulumi.ComponentResource):
         }
         if config.node_selector:
             pod_spec["node_selector"] = config.node_selector
+        labels = dict(self._labels)
+        if self._args.model_version is not None:
+            labels[MODEL_VERSION_LABEL] = _label_value(self._args.model_version)
+        metadata = self._metadata()
+        metadata["labels"] = labels
         return k8s.apps.v1.Deployment(
             f"{self._name}-deployment",
-            metadata=self._metadata(),
+            metadata=metadata,
             spec={
                 # No `replicas`: the HPA owns the count (a declared one would be reset on
                 # every deploy); it raises a new Deployment to min_replicas at once.
@@ -244,7 +257,7 @@ class GpuEndpoint(pulumi.ComponentResource):
                 "progress_deadline_seconds": STARTUP_BUDGET_S * 2,
                 "template": {
                     "metadata": {
-                        "labels": self._labels,
+                        "labels": labels,
                         "annotations": {
                             "prometheus.io/scrape": "true",
                             "prometheus.io/port": str(PORT),
@@ -340,3 +353,13 @@ def _probe(path: str, period_s: int, failures: int) -> k8s.core.v1.ProbeArgsDict
         "timeout_seconds": 3,
         "failure_threshold": failures,
     }
+
+
+def _label_value(version: str) -> str:
+    if not _LABEL_VALUE.match(version):
+        raise InfraError(
+            f"model version {version!r} cannot be a Kubernetes label value (at most 63"
+            " characters: letters, digits, '-', '_' and '.', starting and ending with a"
+            " letter or digit); rename the version to serve it on a GPU endpoint"
+        )
+    return version

@@ -12,7 +12,8 @@ from functions import HANDLER
 from infra import policies
 from infra.bundles import CodeBucket, Zip
 from infra.job_queue import JobQueue
-from stacks.schema import AsyncConfig, LambdaConfig
+from model_runtime.versions.label import VersionLabel
+from stacks.schema import AsyncConfig, CanaryConfig, LambdaConfig
 
 ALIAS = "live"
 
@@ -62,8 +63,11 @@ class LambdaModelArgs:
     log_retention_days: int
     # Where zips over Lambda's direct-upload limit are uploaded first.
     code_bucket: CodeBucket
+    # What every version this deploy publishes says it serves (its description).
+    label: VersionLabel | None = None
     environment: dict[str, str] = field(default_factory=dict)
     jobs: Jobs | None = None
+    canary: CanaryConfig | None = None
 
 
 class LambdaModel(pulumi.ComponentResource):
@@ -124,17 +128,14 @@ class LambdaModel(pulumi.ComponentResource):
             ),
             reserved_concurrent_executions=config.reserved_concurrency,
             environment=aws.lambda_.FunctionEnvironmentArgs(variables=environment),
+            # Lambda copies the description into each version it publishes: the label.
+            description=args.label.description() if args.label is not None else None,
             # Every change publishes a new version; the alias moves to it.
             publish=True,
             opts=self._child(depends_on=[self.log_group, role_policy]),
         )
-        self.alias = aws.lambda_.Alias(
-            f"{name}-{ALIAS}",
-            name=ALIAS,
-            function_name=self.function.name,
-            function_version=self.function.version,
-            opts=self._child(),
-        )
+        self._create_versions_policy()
+        self.alias = self._create_alias(args.canary)
         self.provisioned = self._create_provisioned_concurrency(config)
         self.jobs = args.jobs
         self.s3_permission = None
@@ -148,6 +149,50 @@ class LambdaModel(pulumi.ComponentResource):
                 "alias_arn": self.alias.arn,
                 "log_group": self.log_group.name,
             }
+        )
+
+    def _create_alias(self, canary: CanaryConfig | None) -> aws.lambda_.Alias:
+        """`live` on the version this deploy published; with a canary, on the canary's
+        `live_version`, weighted towards the new one (none when the deploy published
+        nothing new: a version cannot weigh against itself)."""
+        if canary is None:
+            return aws.lambda_.Alias(
+                f"{self._name}-{ALIAS}",
+                name=ALIAS,
+                function_name=self.function.name,
+                function_version=self.function.version,
+                opts=self._child(),
+            )
+        live = str(canary.live_version)
+
+        def weights(new: str) -> aws.lambda_.AliasRoutingConfigArgs | None:
+            if new == live:
+                return None
+            return aws.lambda_.AliasRoutingConfigArgs(
+                additional_version_weights={new: canary.weight / 100}
+            )
+
+        return aws.lambda_.Alias(
+            f"{self._name}-{ALIAS}",
+            name=ALIAS,
+            function_name=self.function.name,
+            function_version=live,
+            routing_config=self.function.version.apply(weights),
+            opts=self._child(),
+        )
+
+    def _create_versions_policy(self) -> aws.iam.RolePolicy:
+        """`/v2/models/{m}/versions/{v}/...` reaches the `live` alias; the function finds
+        the published version labelled `v` and invokes it (model_runtime.versions)."""
+        qualified = pulumi.Output.concat(self.function.arn, ":*")
+        return aws.iam.RolePolicy(
+            f"{self._name}-versions-policy",
+            role=self.role.id,
+            policy=policies.document(
+                policies.allow(["lambda:ListVersionsByFunction"], [self.function.arn]),
+                policies.allow(["lambda:InvokeFunction"], [qualified]),
+            ),
+            opts=self._child(),
         )
 
     def _child(self, depends_on: list[pulumi.Resource] | None = None) -> pulumi.ResourceOptions:

@@ -18,6 +18,7 @@ from infra.job_queue import JobQueue, JobQueueArgs
 from infra.job_store import BatchTrigger, JobStore, JobStoreArgs
 from infra.lambda_model import Batches, Jobs, LambdaModel, LambdaModelArgs, S3Model
 from infra.monitoring import MonitoredFunction, Monitoring, MonitoringArgs
+from model_runtime.versions.label import VersionLabel
 from stacks.schema import LambdaConfig, ModelConfig, StackConfig
 
 
@@ -150,7 +151,9 @@ def _define_functions(
                 log_retention_days=config.log_retention_days,
                 environment=environment,
                 code_bucket=code_bucket,
+                label=VersionLabel.of(artifact.manifest),
                 jobs=_define_jobs(config, model, function, name, job_store, opts),
+                canary=model.canary,
             ),
             opts,
         )
@@ -306,6 +309,7 @@ def _define_gpu_endpoints(
                 region=config.target.region,
                 pod_role=pod_role,
                 pod_monitor=config.kubernetes.pod_monitor,
+                model_version=artifact.manifest.version,
             ),
             opts,
         )

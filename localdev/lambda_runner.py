@@ -30,7 +30,9 @@ from functions import HANDLER
 # Starts each response line: the handler's own stdout (log and EMF lines) shares the pipe.
 RESULT_MARK = "inferstack-runner-result "
 # Runs inside the target interpreter: stdlib only, every supported Python version.
-BOOTSTRAP = f"RESULT_MARK = {RESULT_MARK!r}\n" + r"""
+BOOTSTRAP = (
+    f"RESULT_MARK = {RESULT_MARK!r}\n"
+    + r"""
 import json, os, sys, time
 task, opt = sys.argv[1], sys.argv[2]
 sys.path[:0] = [task, os.path.join(opt, "python")]
@@ -70,6 +72,7 @@ for line in sys.stdin:
     print(RESULT_MARK + json.dumps({"result": result, "missing": missing, "loaded": loaded}),
           flush=True)
 """
+)
 
 
 @dataclass(frozen=True)

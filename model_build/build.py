@@ -18,6 +18,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any
 
+import numpy as np
+
 from model_build.spec import ModelDeclaration, ModelSpec, resolve
 from model_runtime.datatypes import from_numpy
 from model_runtime.errors import ArtifactError
@@ -27,6 +29,8 @@ if TYPE_CHECKING:
     from model_build.export import Exporter
 
 SAMPLES_DIR = Path("build/samples")
+# Enough rows that one disagreement moves top-1 agreement by 0.5 %.
+COMPARE_REQUESTS = 200
 LOGS_DIR = Path("build/logs")
 Progress = Callable[[str], None]
 
@@ -175,7 +179,10 @@ def _cached(out: Path, declaration: ModelDeclaration, quantize: bool) -> list[Bu
             results.append(BuildResult(directory, manifest, "up to date"))
     has_int8 = any(result.manifest.quantization for result in results)
     fp32 = [result for result in results if not result.manifest.quantization]
-    if not fp32 or (quantize and not has_int8) or not sample_path(fp32[0].manifest.name).is_file():
+    if not fp32 or (quantize and not has_int8):
+        return None
+    name = fp32[0].manifest.name
+    if not sample_path(name).is_file() or not compare_path(name).is_file():
         return None
     return results
 
@@ -184,15 +191,40 @@ def sample_path(name: str) -> Path:
     return SAMPLES_DIR / f"{name}.json"
 
 
+def compare_path(name: str) -> Path:
+    return SAMPLES_DIR / f"{name}.compare.jsonl"
+
+
 def write_sample(spec: ModelSpec) -> Path:
     """Save an example request for `inferstack predict` and the demo: the model's sample
-    inputs (raw text for a text model), else one held-out example with its true label."""
+    inputs (raw text for a text model), else one held-out example with its true label.
+    Beside it, the requests `inferstack compare` sends to two versions by default: one
+    request per held-out example (the sample inputs, else the example inputs, when the
+    model has no held-out set), COMPARE_REQUESTS at most."""
     if spec.sample_inputs is not None:
         inputs = spec.sample_inputs
     else:
         source = spec.eval_data.inputs if spec.eval_data else spec.example_inputs
         inputs = {name: array[:1] for name, array in source.items()}
-    request: dict[str, Any] = {
+    request = _request(inputs)
+    if spec.eval_data is not None:
+        request["parameters"] = {"expected_label": int(spec.eval_data.labels[0])}
+    path = sample_path(spec.name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(request) + "\n", encoding="utf-8")
+
+    rows = spec.eval_data.inputs if spec.eval_data else (spec.sample_inputs or spec.example_inputs)
+    count = min(COMPARE_REQUESTS, len(next(iter(rows.values()))))
+    lines = [
+        json.dumps(_request({name: array[row : row + 1] for name, array in rows.items()}))
+        for row in range(count)
+    ]
+    compare_path(spec.name).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def _request(inputs: dict[str, np.ndarray[Any, Any]]) -> dict[str, Any]:
+    return {
         "inputs": [
             {
                 "name": name,
@@ -203,9 +235,3 @@ def write_sample(spec: ModelSpec) -> Path:
             for name, array in inputs.items()
         ]
     }
-    if spec.eval_data is not None:
-        request["parameters"] = {"expected_label": int(spec.eval_data.labels[0])}
-    path = sample_path(spec.name)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(request) + "\n", encoding="utf-8")
-    return path

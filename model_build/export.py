@@ -109,6 +109,7 @@ def export_model(
             source=source,
             preprocessing=preprocessing,
             backends=backends,
+            promotion_gate=spec.promotion_gate,
         )
         manifest.write(staging)
     return manifest

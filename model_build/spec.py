@@ -16,11 +16,14 @@ from typing import Any
 import numpy as np
 
 from model_build.errors import ExportError
+from model_runtime.manifest import PromotionGate
 from model_runtime.preprocess import TokenizerSpec
 
 # Short names for the models this project ships.
 BUILTIN_MODELS: dict[str, str] = {
     "digits": "model_build.reference_models.digits:digits_cnn",
+    # The same model from another seed, model version "2" (same name: a new version).
+    "digits-v2": "model_build.reference_models.digits:digits_cnn_v2",
     "minilm": "model_build.reference_models.minilm:all_minilm_l6_v2",
 }
 
@@ -56,6 +59,8 @@ class ModelSpec:
     # What a client sends, when it differs from `example_inputs` (the model's own inputs),
     # e.g. raw text for a model with a tokenizer stage; used for sample requests.
     sample_inputs: dict[str, np.ndarray[Any, Any]] | None = None
+    # What `inferstack promote` requires of a new version against the live one.
+    promotion_gate: PromotionGate | None = None
 
 
 @dataclass(frozen=True)

@@ -84,6 +84,15 @@ class QuantizationReport(_Strict):
     kept_fp32: list[str] = Field(default_factory=list)
 
 
+class PromotionGate(_Strict):
+    """How close a new version's outputs must stay to the live one's before `inferstack
+    promote` moves traffic to it: top-1 agreement (classifiers) or the smallest row-wise
+    cosine (embeddings), on the same requests."""
+
+    metric: Literal["top1_agreement", "min_cosine"]
+    minimum: float = Field(ge=0.0, le=1.0)
+
+
 class SourceInfo(_Strict):
     """Where the model came from: the declaration and a hash of its module's source."""
 
@@ -135,6 +144,8 @@ class Manifest(_Strict):
     preprocessing: TokenizerStage | None = None
     # Absent in manifests written before the torch backend: onnxruntime only.
     backends: list[BackendArtifact] | None = None
+    # Absent in manifests written before versions were compared: promote checks no gate.
+    promotion_gate: PromotionGate | None = None
 
     @classmethod
     def load(cls, directory: Path) -> Manifest:

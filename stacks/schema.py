@@ -335,6 +335,30 @@ class LambdaConfig(BaseModel):
         return self
 
 
+# --- versions --------------------------------------------------------------------------
+
+
+class CanaryConfig(BaseModel):
+    """A deploy that tries its new version on a slice of traffic: the `live` alias keeps
+    `live_version` (a published Lambda version: `inferstack versions` lists them) and sends
+    `weight` % of invocations to the version this deploy publishes (the alias's weighted
+    routing). `inferstack promote` or `rollback` ends the canary."""
+
+    model_config = _config("canary")
+
+    live_version: Annotated[int, _at_least(1)]
+    weight: Annotated[float, _in_range(0, 100, "%")]
+
+    @model_validator(mode="after")
+    def _a_slice(self) -> CanaryConfig:
+        if not 0 < self.weight < 100:
+            raise _fail(
+                f"canary.weight {self.weight:g} % is no canary: allowed above 0 and below 100 %"
+                " (remove `canary` to move all traffic with the deploy)"
+            )
+        return self
+
+
 # --- jobs and batches (event-driven inference) ---------------------------------------
 
 
@@ -583,6 +607,8 @@ class ModelConfig(BaseModel):
     )
     # Batches of JSONL files in the data bucket (their chunks go through the async queue).
     batch: BatchConfig | None = None
+    # Weighted routing on the `live` alias between a published version and this deploy's.
+    canary: CanaryConfig | None = None
 
     @model_validator(mode="after")
     def _served_somewhere(self) -> ModelConfig:
@@ -590,11 +616,15 @@ class ModelConfig(BaseModel):
             raise _fail(
                 f"model {self.name!r} has neither lambda_ nor gpu serving; declare at least one"
             )
-        for section, value in (("async", self.async_), ("batch", self.batch)):
+        for section, value in (
+            ("async", self.async_),
+            ("batch", self.batch),
+            ("canary", self.canary),
+        ):
             if value is not None and self.lambda_ is None:
                 raise _fail(
-                    f"models[{self.name}].{section} needs lambda_ serving: jobs and batches "
-                    "run on the model's Lambda function"
+                    f"models[{self.name}].{section} needs lambda_ serving: jobs, batches and"
+                    " canaries run on the model's Lambda function"
                 )
         if self.batch is not None and self.async_ is None:
             raise _fail(

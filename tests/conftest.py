@@ -69,6 +69,18 @@ def digits_int8_dir(request: pytest.FixtureRequest, digits_dir: Path) -> Iterato
 
 
 @pytest.fixture(scope="session")
+def digits_v2_dir() -> Iterator[Path]:
+    """`digits` model version "2": the same network trained from another seed."""
+
+    def build(out: Path) -> None:
+        export_model(resolve("digits-v2").factory(), out)
+
+    directory = cached_artifact(resolve("digits-v2"), "digits-v2", build)
+    yield directory
+    check_untouched(directory)
+
+
+@pytest.fixture(scope="session")
 def digits_engine(digits_dir: Path) -> Engine:
     return Engine.load(digits_dir)
 

@@ -105,8 +105,15 @@ def _install_executor(paths: Paths) -> None:
         source = Path(scratch) / "executor"
         shutil.copytree(EXECUTOR_SOURCE, source, ignore=_ignored_in_source)
         _run(
-            [str(paths.python), "-m", "pip", "install", "--no-deps", "--force-reinstall",
-             str(source)],
+            [
+                str(paths.python),
+                "-m",
+                "pip",
+                "install",
+                "--no-deps",
+                "--force-reinstall",
+                str(source),
+            ],
             paths,
         )
     check = (
@@ -118,6 +125,10 @@ def _install_executor(paths: Paths) -> None:
             f"the executor plugin {EXECUTOR_NAME!r} is not registered under {ENTRY_POINT_GROUP} "
             f"in {paths.venv} after installing it; see {paths.install_log}"
         )
+    # LocalStack caches the entry points it found, keyed by file times rounded to ~2
+    # minutes: a reinstall inside that window could start with the old plugin list (the
+    # alias-routing hook missing). Dropping the cache makes the next start read them again.
+    shutil.rmtree(paths.data / "cache" / "plux", ignore_errors=True)
 
 
 def _run(command: list[str], paths: Paths) -> None:
@@ -136,7 +147,8 @@ def _run(command: list[str], paths: Paths) -> None:
 
 def _ignored_in_source(directory: str, names: list[str]) -> set[str]:
     return {
-        n for n in names
+        n
+        for n in names
         if n in ("build", "dist", "__pycache__", ".mypy_cache", ".ruff_cache")
         or n.endswith(".egg-info")
     }

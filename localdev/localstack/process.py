@@ -140,8 +140,14 @@ def status(paths: Paths | None = None) -> Status:
     paths = paths or Paths.default()
     record = _read_record(paths)
     if record is None or not _is_ours(record):
-        return Status(False, None, DEFAULT_HOST if record is None else record.host,
-                      DEFAULT_PORT if record is None else record.port, False, paths.log_file)
+        return Status(
+            False,
+            None,
+            DEFAULT_HOST if record is None else record.host,
+            DEFAULT_PORT if record is None else record.port,
+            False,
+            paths.log_file,
+        )
     return _status(record, paths)
 
 
@@ -172,8 +178,9 @@ def _wait_healthy(
             )
         if process is None and not _is_ours(record):
             raise LocalStackError(f"LocalStack (pid {record.pid}) ended; see {paths.log_file}")
-        if (health.health(record.host, record.port) is not None
-                and health.ready(record.host, record.port)):
+        if health.health(record.host, record.port) is not None and health.ready(
+            record.host, record.port
+        ):
             return
         time.sleep(0.2)
     raise LocalStackError(
@@ -214,8 +221,9 @@ def _signal_group(pid: int, sig: signal.Signals) -> None:
 def _read_record(paths: Paths) -> _Record | None:
     try:
         data = json.loads(paths.pid_file.read_text())
-        return _Record(int(data["pid"]), int(data["start_time"]), str(data["host"]),
-                       int(data["port"]))
+        return _Record(
+            int(data["pid"]), int(data["start_time"]), str(data["host"]), int(data["port"])
+        )
     except (OSError, ValueError, KeyError, TypeError):
         return None
 

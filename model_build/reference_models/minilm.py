@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from model_build.spec import ModelSpec
+from model_runtime.manifest import PromotionGate
 from model_runtime.preprocess import ENCODING_FIELDS, TokenizerSpec
 
 # sentence-transformers' max_seq_length for all-MiniLM-L6-v2 (sentence_bert_config.json);
@@ -102,6 +103,8 @@ def all_minilm_l6_v2() -> ModelSpec:
         tokenizer=TokenizerSpec(path=weights_dir() / "tokenizer.json", max_length=MAX_TOKENS),
         int8_keep_fp32=INT8_KEEP_FP32,
         sample_inputs={"text": np.array(EXAMPLE_TEXTS, dtype=object)},
+        # The bar int8 parity meets against sentence-transformers.
+        promotion_gate=PromotionGate(metric="min_cosine", minimum=0.98),
     )
 
 

@@ -1,4 +1,5 @@
 """The one Lambda entry point: SQS records to the worker, S3 records to the batches,
+requests for another version of the model to that Lambda version (the version router),
 everything else (API Gateway) to the HTTP app through Mangum."""
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from model_runtime.settings import RuntimeSettings
 from model_runtime.telemetry.coldstart import ColdStart
 from model_runtime.telemetry.emf import EmfWriter
 from model_runtime.telemetry.logs import install_json_logs
+from model_runtime.versions.router import VersionRouter
 
 T = TypeVar("T")
 
@@ -30,11 +32,16 @@ class LambdaEntry:
     """`handler(event, context)` for every event source the function is wired to."""
 
     def __init__(
-        self, app: FastAPI, worker: Worker | None = None, batches: Batches | None = None
+        self,
+        app: FastAPI,
+        worker: Worker | None = None,
+        batches: Batches | None = None,
+        router: VersionRouter | None = None,
     ) -> None:
         self.app = app
         self.worker = worker
         self.batches = batches
+        self.router = router
         # One loop for the life of the environment, shared with Mangum, which runs the
         # app on whatever loop is current (asyncio.run would close it under its feet).
         self._loop = asyncio.new_event_loop()
@@ -71,7 +78,10 @@ class LambdaEntry:
             jobs=service,
             telemetry=EmfWriter(cold_start) if settings.metrics else None,
         )
-        entry = cls(app, worker, batches)
+        # Versioned routes need to know which model version this is: one model per function.
+        engines = list(plane.engines.values())
+        router = VersionRouter(engines[0].name, engines[0].version) if len(engines) == 1 else None
+        entry = cls(app, worker, batches, router)
         cold_start.ready()
         return entry
 
@@ -87,6 +97,10 @@ class LambdaEntry:
                 raise RuntimeError("an S3 event, but batches are not enabled for this function")
             self._run(self._uploads(records or []))
             return None
+        if self.router is not None and isinstance(event, dict):
+            answer = self.router(event, context)
+            if answer is not None:
+                return answer
         asyncio.set_event_loop(self._loop)  # ours, whatever ran since
         return self.http(event, context)
 

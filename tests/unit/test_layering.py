@@ -15,8 +15,17 @@ import pytest
 from layers.package import project_root
 
 ROOT = project_root()
-PACKAGES = ("model_runtime", "model_build", "functions", "layers", "infra", "localdev", "cli",
-            "stacks", "pricing")
+PACKAGES = (
+    "model_runtime",
+    "model_build",
+    "functions",
+    "layers",
+    "infra",
+    "localdev",
+    "cli",
+    "stacks",
+    "pricing",
+)
 
 # Which project packages each package may import (DESIGN.md's layout table).
 MAY_IMPORT: dict[str, set[str]] = {
@@ -41,8 +50,20 @@ ONLY_IN: dict[str, set[str]] = {
     "pulumi": {"infra", "localdev", "cli"},
     "pulumi_aws": {"infra", "localdev", "cli"},
     "pulumi_kubernetes": {"infra", "localdev", "cli"},
-    "boto3": {"localdev", "cli", "model_runtime.s3_reader", "model_runtime.events.aws"},
-    "botocore": {"localdev", "cli", "model_runtime.s3_reader", "model_runtime.events.aws"},
+    "boto3": {
+        "localdev",
+        "cli",
+        "model_runtime.s3_reader",
+        "model_runtime.events.aws",
+        "model_runtime.versions.router",
+    },
+    "botocore": {
+        "localdev",
+        "cli",
+        "model_runtime.s3_reader",
+        "model_runtime.events.aws",
+        "model_runtime.versions.router",
+    },
     "torch": {"model_build", "model_runtime.backends.torch_backend"},
     "matplotlib": {"pricing.plot"},
 }

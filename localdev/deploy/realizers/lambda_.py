@@ -303,16 +303,31 @@ def _alias_arns(ctx: Context, inputs: Inputs) -> set[str]:
     return set() if alias is None else {str(alias["AliasArn"])}
 
 
+def _routing(inputs: Inputs) -> dict[str, Any]:
+    """The alias's weighted routing ({version: weight}) as Create/UpdateAlias take it. Both
+    calls carry it, empty too, as the AWS provider's do: on an update, empty weights
+    remove what an earlier one set."""
+    weights = inputs.mapping("routingConfig").get("additionalVersionWeights") or {}
+    return {
+        "AdditionalVersionWeights": {
+            str(version): float(weight) for version, weight in weights.items()
+        }
+    }
+
+
 ALIAS = Description(
     type="aws:lambda/alias:Alias",
     service="lambda",
-    supported=frozenset({"name", "functionName", "functionVersion", "description"}),
+    supported=frozenset(
+        {"name", "functionName", "functionVersion", "description", "routingConfig"}
+    ),
     create="create_alias",
     create_args=lambda _ctx, inputs: {
         "FunctionName": inputs.text("functionName"),
         "Name": inputs.text("name"),
         "FunctionVersion": inputs.text("functionVersion"),
         "Description": inputs.opt_text("description") or "",
+        "RoutingConfig": _routing(inputs),
     },
     get="get_alias",
     delete="delete_alias",

@@ -1,14 +1,17 @@
-"""The plux plugin LocalStack finds under ``localstack.lambda.runtime_executor``.
+"""The plux plugins LocalStack finds: the runtime executor, under
+``localstack.lambda.runtime_executor``, and the fix of UpdateAlias's weighted routing,
+under ``localstack.hooks.on_infra_start``.
 
-Selected with ``LAMBDA_RUNTIME_EXECUTOR=inferstack-process``. LocalStack falls back to
-Docker with only a warning for an unknown name, so the manager checks the entry point
-after installing.
+The executor is selected with ``LAMBDA_RUNTIME_EXECUTOR=inferstack-process``. LocalStack
+falls back to Docker with only a warning for an unknown name, so the manager checks the
+entry point after installing.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from localstack.runtime import hooks
 from localstack.services.lambda_.invocation.plugins import RuntimeExecutorPlugin
 
 from inferstack_localstack_executor import EXECUTOR_NAME
@@ -21,3 +24,14 @@ class ProcessRuntimeExecutorPlugin(RuntimeExecutorPlugin):
         from inferstack_localstack_executor.executor import ProcessRuntimeExecutor
 
         return ProcessRuntimeExecutor
+
+
+# Before any service starts: the fix patches the Lambda provider's class (see alias_routing.py).
+@hooks.on_infra_start()  # type: ignore[untyped-decorator]  # plux's decorators are not annotated
+def fix_alias_routing() -> None:
+    from localstack.services.lambda_.provider import LambdaProvider
+    from localstack.version import __version__
+
+    from inferstack_localstack_executor.alias_routing import fix_update_alias, localstack_target
+
+    fix_update_alias(LambdaProvider, __version__, localstack_target)

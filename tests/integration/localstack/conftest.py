@@ -20,7 +20,6 @@ def lambda_client(localstack: manager.Status) -> Any:
     return client("lambda")
 
 
-
 @pytest.fixture
 def create_function(lambda_client: Any) -> Iterator[CreateFunction]:
     """Create a function from {path: source}, wait until Active, delete it afterwards."""

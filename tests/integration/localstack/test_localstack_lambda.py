@@ -105,8 +105,13 @@ def test_environment_variables_and_private_directories(
     )
     name = create_function(
         {"handler.py": source},
-        env={"GREETING": "hello", "MODEL_NAME": "digits", "OPT_ROOT": "/opt",
-             "MODEL_DIR": "/opt/models/a:/opt/models/b", "NOT_OPT": "/optional"},
+        env={
+            "GREETING": "hello",
+            "MODEL_NAME": "digits",
+            "OPT_ROOT": "/opt",
+            "MODEL_DIR": "/opt/models/a:/opt/models/b",
+            "NOT_OPT": "/optional",
+        },
         timeout=7,
     )
     result = invoke(lambda_client, name)["Payload"]
@@ -136,20 +141,25 @@ def test_environment_variables_and_private_directories(
 def test_layers_are_merged_in_order_like_opt(
     lambda_client: Any, create_function: CreateFunction
 ) -> None:
-    first = zip_bytes({
-        "python/shared.py": "ORIGIN = 'first'\n",
-        "python/only_first.py": "VALUE = 1\n",
-        "python/lib/python3.12/site-packages/sitepkg.py": "VALUE = 'site'\n",
-        "models/demo/weights.txt": "first",
-        "models/demo/first-only.txt": "kept",
-    })
-    second = zip_bytes({
-        "python/shared.py": "ORIGIN = 'second'\n",
-        "models/demo/weights.txt": "second",
-    })
+    first = zip_bytes(
+        {
+            "python/shared.py": "ORIGIN = 'first'\n",
+            "python/only_first.py": "VALUE = 1\n",
+            "python/lib/python3.12/site-packages/sitepkg.py": "VALUE = 'site'\n",
+            "models/demo/weights.txt": "first",
+            "models/demo/first-only.txt": "kept",
+        }
+    )
+    second = zip_bytes(
+        {
+            "python/shared.py": "ORIGIN = 'second'\n",
+            "models/demo/weights.txt": "second",
+        }
+    )
     arns = [
         lambda_client.publish_layer_version(
-            LayerName=f"layer-{index}", Content={"ZipFile": content},
+            LayerName=f"layer-{index}",
+            Content={"ZipFile": content},
             CompatibleRuntimes=["python3.12"],
         )["LayerVersionArn"]
         for index, content in enumerate([first, second])
@@ -172,8 +182,13 @@ def test_layers_are_merged_in_order_like_opt(
     )
     result = invoke(lambda_client, name)["Payload"]
     # A later layer replaces the same path from an earlier one, as when AWS fills /opt.
-    assert result == {"shared": "second", "only_first": 1, "site": "site",
-                      "weights": "second", "first_only": "kept"}
+    assert result == {
+        "shared": "second",
+        "only_first": 1,
+        "site": "site",
+        "weights": "second",
+        "first_only": "kept",
+    }
 
 
 def test_handler_exception_comes_back_in_aws_error_shape(
@@ -207,23 +222,46 @@ def test_handler_exception_comes_back_in_aws_error_shape(
 @pytest.mark.parametrize(
     ("files", "handler", "error_type", "message"),
     [
-        ({"handler.py": "import not_installed_anywhere\n"}, "handler.handler",
-         "Runtime.ImportModuleError",
-         "Unable to import module 'handler': No module named 'not_installed_anywhere'"),
-        ({"handler.py": "def handler(e, c):\n    return 1\n"}, "nomodule.handler",
-         "Runtime.ImportModuleError", "Unable to import module 'nomodule': No module named"),
-        ({"handler.py": "def handler(e, c) return 1\n"}, "handler.handler",
-         "Runtime.UserCodeSyntaxError", "Syntax error in module 'handler'"),
-        ({"handler.py": "raise RuntimeError('config missing')\n"}, "handler.handler",
-         "RuntimeError", "config missing"),
-        ({"handler.py": "def other(e, c):\n    return 1\n"}, "handler.handler",
-         "Runtime.HandlerNotFound", "Handler 'handler' missing on module 'handler'"),
+        (
+            {"handler.py": "import not_installed_anywhere\n"},
+            "handler.handler",
+            "Runtime.ImportModuleError",
+            "Unable to import module 'handler': No module named 'not_installed_anywhere'",
+        ),
+        (
+            {"handler.py": "def handler(e, c):\n    return 1\n"},
+            "nomodule.handler",
+            "Runtime.ImportModuleError",
+            "Unable to import module 'nomodule': No module named",
+        ),
+        (
+            {"handler.py": "def handler(e, c) return 1\n"},
+            "handler.handler",
+            "Runtime.UserCodeSyntaxError",
+            "Syntax error in module 'handler'",
+        ),
+        (
+            {"handler.py": "raise RuntimeError('config missing')\n"},
+            "handler.handler",
+            "RuntimeError",
+            "config missing",
+        ),
+        (
+            {"handler.py": "def other(e, c):\n    return 1\n"},
+            "handler.handler",
+            "Runtime.HandlerNotFound",
+            "Handler 'handler' missing on module 'handler'",
+        ),
     ],
     ids=["missing-import", "missing-module", "syntax-error", "init-exception", "no-handler"],
 )
 def test_init_errors_in_aws_error_shape(
-    lambda_client: Any, create_function: CreateFunction,
-    files: dict[str, str], handler: str, error_type: str, message: str,
+    lambda_client: Any,
+    create_function: CreateFunction,
+    files: dict[str, str],
+    handler: str,
+    error_type: str,
+    message: str,
 ) -> None:
     name = create_function(files, handler=handler)
     response = invoke(lambda_client, name)
@@ -378,10 +416,14 @@ def test_api_gateway_rest_proxy_calls_the_function(
     try:
         root = apigateway.get_resources(restApiId=api_id)["items"][0]["id"]
         proxy = apigateway.create_resource(restApiId=api_id, parentId=root, pathPart="{proxy+}")
-        apigateway.put_method(restApiId=api_id, resourceId=proxy["id"], httpMethod="ANY",
-                              authorizationType="NONE")
+        apigateway.put_method(
+            restApiId=api_id, resourceId=proxy["id"], httpMethod="ANY", authorizationType="NONE"
+        )
         apigateway.put_integration(
-            restApiId=api_id, resourceId=proxy["id"], httpMethod="ANY", type="AWS_PROXY",
+            restApiId=api_id,
+            resourceId=proxy["id"],
+            httpMethod="ANY",
+            type="AWS_PROXY",
             integrationHttpMethod="POST",
             uri=f"arn:aws:apigateway:{REGION}:lambda:path/2015-03-31/functions/{arn}/invocations",
         )
@@ -389,7 +431,9 @@ def test_api_gateway_rest_proxy_calls_the_function(
 
         url = f"{ENDPOINT}/restapis/{api_id}/test/_user_request_/models/digits/infer?v=2"
         request = urllib.request.Request(
-            url, data=json.dumps({"inputs": [1, 2]}).encode(), method="POST",
+            url,
+            data=json.dumps({"inputs": [1, 2]}).encode(),
+            method="POST",
             headers={"Content-Type": "application/json"},
         )
         opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -399,5 +443,9 @@ def test_api_gateway_rest_proxy_calls_the_function(
         apigateway.delete_rest_api(restApiId=api_id)
 
     assert status == 201
-    assert body == {"path": "/models/digits/infer", "method": "POST", "query": {"v": "2"},
-                    "body": {"inputs": [1, 2]}}
+    assert body == {
+        "path": "/models/digits/infer",
+        "method": "POST",
+        "query": {"v": "2"},
+        "body": {"inputs": [1, 2]},
+    }

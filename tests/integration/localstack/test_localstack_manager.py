@@ -64,9 +64,9 @@ def test_a_stale_pid_file_is_not_trusted(tmp_path: Path) -> None:
     paths = manager.Paths(venv=manager.Paths.default().venv, data=tmp_path / "ls")
     paths.data.mkdir(parents=True)
     # Our own PID, but not a LocalStack: must never be signalled.
-    paths.pid_file.write_text(json.dumps(
-        {"pid": os.getpid(), "start_time": 1, "host": "127.0.0.1", "port": 1}
-    ))
+    paths.pid_file.write_text(
+        json.dumps({"pid": os.getpid(), "start_time": 1, "host": "127.0.0.1", "port": 1})
+    )
     assert manager.status(paths).running is False
     assert manager.stop(paths) is False
     assert not paths.pid_file.exists()
@@ -84,8 +84,12 @@ def test_killing_localstack_leaves_no_environment_processes(
         lam: Any = client("lambda", endpoint=status.endpoint)
         source = "import time\n\ndef handler(event, context):\n    time.sleep(event['s'])\n"
         lam.create_function(
-            FunctionName="sleeper", Runtime="python3.12", Role=ROLE, Handler="handler.handler",
-            Code={"ZipFile": zip_bytes({"handler.py": source})}, Timeout=30,
+            FunctionName="sleeper",
+            Runtime="python3.12",
+            Role=ROLE,
+            Handler="handler.handler",
+            Code={"ZipFile": zip_bytes({"handler.py": source})},
+            Timeout=30,
         )
         lam.get_waiter("function_active_v2").wait(
             FunctionName="sleeper", WaiterConfig={"Delay": 0.2, "MaxAttempts": 150}

@@ -17,6 +17,7 @@ import kubernetes_validate.utils
 import pytest
 
 from infra.evaluate import Evaluation
+from infra.gpu_endpoint import MODEL_VERSION_LABEL
 from infra.stack_loader import load_stack
 from stacks.schema import GpuConfig, KubernetesConfig, StackConfig
 from tests.support.kubernetes import kubernetes_objects, manifest, one
@@ -106,8 +107,13 @@ def test_hpa_scales_on_the_servers_per_pod_metric_with_cpu_as_fallback(prod: Eva
 
 def test_service_and_pdb_select_the_deployments_pods(prod: Evaluation) -> None:
     deployment = one(prod, "kubernetes:apps/v1:Deployment")
-    labels = deployment["spec"]["template"]["metadata"]["labels"]
-    assert deployment["spec"]["selector"]["matchLabels"] == labels
+    labels = deployment["spec"]["selector"]["matchLabels"]
+    # The pods also carry the model version, outside the (immutable) selector.
+    assert deployment["spec"]["template"]["metadata"]["labels"] == {
+        **labels,
+        MODEL_VERSION_LABEL: "1",
+    }
+    assert deployment["metadata"]["labels"][MODEL_VERSION_LABEL] == "1"
     service = one(prod, "kubernetes:core/v1:Service")
     assert service["spec"]["selector"] == labels
     assert service["spec"]["ports"][0]["targetPort"] == "http"
@@ -175,8 +181,10 @@ def test_pod_monitor_scrapes_the_pods_metrics_port_and_path(prod: Evaluation) ->
     assert config.pod_monitor.labels == {"release": "kube-prometheus-stack"}
     assert monitor["metadata"]["labels"].items() >= config.pod_monitor.labels.items()
     # The Deployment's pods, as the Service selects them.
-    assert monitor["spec"]["selector"] == {"matchLabels": template["metadata"]["labels"]}
-    assert service["spec"]["selector"] == template["metadata"]["labels"]
+    selected = deployment["spec"]["selector"]["matchLabels"]
+    assert template["metadata"]["labels"].items() >= selected.items()
+    assert monitor["spec"]["selector"] == {"matchLabels": selected}
+    assert service["spec"]["selector"] == selected
     (endpoint,) = monitor["spec"]["podMetricsEndpoints"]
     assert set(endpoint) == {"port", "path", "interval"}
     # `port` names a container port: the one the Service targets and the server listens on.

@@ -54,8 +54,6 @@ def gateway(clients: Clients) -> Iterator[Stubber]:
     sts.deactivate()
 
 
-
-
 def _expect_body_put(gateway: Stubber, stale: list[str]) -> None:
     """The document put whole, then its gateway responses (`stale` ones reset)."""
     gateway.add_response(

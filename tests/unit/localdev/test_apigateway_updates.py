@@ -36,8 +36,6 @@ def gateway(clients: Clients) -> Iterator[Stubber]:
     stubber.deactivate()
 
 
-
-
 def _plan_state(inputs: dict[str, Any], tags: dict[str, str] | None = None) -> ResourceState:
     return resource_state(
         USAGE_PLAN,

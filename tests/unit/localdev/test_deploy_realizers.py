@@ -259,7 +259,13 @@ def test_an_alias_is_created_and_updated_by_the_same_arguments(
 ) -> None:
     alias = REALIZERS["aws:lambda/alias:Alias"]
     inputs = {"functionName": "f", "name": "live", "functionVersion": "3"}
-    wanted = {"FunctionName": "f", "Name": "live", "FunctionVersion": "3", "Description": ""}
+    wanted = {
+        "FunctionName": "f",
+        "Name": "live",
+        "FunctionVersion": "3",
+        "Description": "",
+        "RoutingConfig": {"AdditionalVersionWeights": {}},
+    }
     stubs["lambda"].add_response("create_alias", {"AliasArn": ALIAS_ARN}, wanted)
     stubs["lambda"].add_response("update_alias", {"AliasArn": ALIAS_ARN}, wanted)
     ctx = Context(clients, "r", {})
@@ -268,6 +274,38 @@ def test_an_alias_is_created_and_updated_by_the_same_arguments(
     assert created.outputs["invokeArn"].endswith(f"/functions/{ALIAS_ARN}/invocations")
     updated = alias.update(ctx, Inputs(inputs), _state(alias.type, ALIAS_ARN, inputs), {"x"})
     assert updated == created
+
+
+def test_an_alias_routes_by_its_weights_and_an_update_without_them_removes_them(
+    clients: Clients, stubs: dict[str, Stubber]
+) -> None:
+    alias = REALIZERS["aws:lambda/alias:Alias"]
+    # As the engine hands them over: camelCase keys, the map's keys as given.
+    routed = {
+        "functionName": "f",
+        "name": "live",
+        "functionVersion": "4",
+        "description": "canary",
+        "routingConfig": {"additionalVersionWeights": {"5": 0.1}},
+    }
+    plain = {key: value for key, value in routed.items() if key != "routingConfig"}
+    named = {"FunctionName": "f", "Name": "live", "FunctionVersion": "4", "Description": "canary"}
+    stubs["lambda"].add_response(
+        "create_alias",
+        {"AliasArn": ALIAS_ARN},
+        {**named, "RoutingConfig": {"AdditionalVersionWeights": {"5": 0.1}}},
+    )
+    stubs["lambda"].add_response(
+        "update_alias",
+        {"AliasArn": ALIAS_ARN},
+        {**named, "RoutingConfig": {"AdditionalVersionWeights": {}}},
+    )
+    ctx = Context(clients, "r", {})
+    assert "routingConfig" in alias.supported
+    assert alias.replace_on is not None and "routingConfig" not in alias.replace_on
+    alias.create(ctx, Inputs(routed))
+    old = _state(alias.type, ALIAS_ARN, routed)
+    assert alias.update(ctx, Inputs(plain), old, {"routingConfig"}).id == ALIAS_ARN
 
 
 def test_a_delete_of_what_is_gone_is_fine_and_other_errors_propagate(

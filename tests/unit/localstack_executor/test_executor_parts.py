@@ -140,7 +140,8 @@ def test_layers_merge_like_opt_later_layers_win(tmp_path: Path) -> None:
     assert opt.merged_opt_dir([second, first], tmp_path / "cache") != merged
     assert [p for p in os.listdir(tmp_path / "cache") if p.startswith(".")] == []
     assert opt.python_paths(merged, "3.12") == [
-        merged / "python/lib/python3.12/site-packages", merged / "python"
+        merged / "python/lib/python3.12/site-packages",
+        merged / "python",
     ]
 
 

@@ -93,15 +93,15 @@ def test_visibility_timeout_is_six_function_timeouts_plus_the_window() -> None:
 def test_async_and_batch_need_lambda_and_batch_needs_async() -> None:
     gpu = GpuConfig(image="r/server:1.0")
     assert error_of(lambda: ModelConfig(name="big", gpu=gpu, async_=AsyncConfig())) == (
-        "models[big].async needs lambda_ serving: jobs and batches run on the model's "
-        "Lambda function"
+        "models[big].async needs lambda_ serving: jobs, batches and canaries run on "
+        "the model's Lambda function"
     )
     assert error_of(
         lambda: ModelConfig(name="big", gpu=gpu, async_=AsyncConfig(), batch=BatchConfig())
     ).startswith("models[big].async needs lambda_ serving")
     assert error_of(lambda: ModelConfig(name="big", gpu=gpu, batch=BatchConfig())) == (
-        "models[big].batch needs lambda_ serving: jobs and batches run on the model's "
-        "Lambda function"
+        "models[big].batch needs lambda_ serving: jobs, batches and canaries run on "
+        "the model's Lambda function"
     )
     assert error_of(lambda: ModelConfig(name="m", lambda_=LambdaConfig(), batch=BatchConfig())) == (
         "models[m].batch needs models[m].async: a batch's chunks go through the model's job queue"
