@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import importlib
 import json
 import os
@@ -29,7 +30,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks.timing import measure
+from benchmarks.timing import measure, paired_difference
 from localdev.lambda_runner import api_gateway_event
 
 OUT = Path("build/bench/runtime.json")
@@ -138,6 +139,13 @@ def main() -> None:
                 },
                 iterations,
             )
+            if batch == 1:
+                with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):
+                    metrics_added = paired_difference(
+                        functools.partial(handler_module.handler, event, None),
+                        functools.partial(with_metrics, event, None),
+                        iterations * 2,
+                    )
         for path, stats in results.items():
             rows.append({"batch": batch, "path": path, **stats})
 
@@ -145,7 +153,9 @@ def main() -> None:
         return next(r["p50_ms"] for r in rows if r["batch"] == batch and r["path"] == path)
 
     overhead = p50(1, HANDLER) - p50(1, "onnxruntime session.run")
-    metrics_overhead = p50(1, HANDLER_METRICS) - p50(1, HANDLER)
+    # Not the difference of the two p50s: each carries ~0.1 ms of noise on these
+    # machines, over the ~0.02 ms measured; the median of paired differences settles it.
+    metrics_overhead = metrics_added["median_ms"]
     speedup = p50(1, "torch eager") / p50(1, "onnxruntime session.run")
     summary = {
         "handler_overhead_p50_ms_batch1": overhead,
@@ -155,6 +165,8 @@ def main() -> None:
         "ort_vs_torch_target": TARGET_ORT_SPEEDUP,
         "ort_vs_torch_met": speedup >= TARGET_ORT_SPEEDUP,
         "metrics_overhead_p50_ms_batch1": metrics_overhead,
+        "metrics_overhead_quartiles_ms": [metrics_added["q1_ms"], metrics_added["q3_ms"]],
+        "metrics_overhead_pairs": metrics_added["pairs"],
         "metrics_overhead_target_ms": TARGET_METRICS_OVERHEAD_MS,
         "metrics_overhead_met": metrics_overhead <= TARGET_METRICS_OVERHEAD_MS,
     }
@@ -178,7 +190,9 @@ def main() -> None:
         f" {verdict[overhead <= TARGET_HANDLER_OVERHEAD_MS]})"
     )
     console.print(
-        f"metrics (EMF) added to the handler path at batch 1: {metrics_overhead:.3f} ms p50"
+        f"metrics (EMF) added to the handler path at batch 1: {metrics_overhead:.3f} ms,"
+        f" median of {metrics_added['pairs']:.0f} paired calls (quartiles"
+        f" {metrics_added['q1_ms']:.3f} / {metrics_added['q3_ms']:.3f})"
         f" (target <= {TARGET_METRICS_OVERHEAD_MS} ms:"
         f" {verdict[metrics_overhead <= TARGET_METRICS_OVERHEAD_MS]})"
     )

@@ -1,23 +1,15 @@
 """`inferstack jobs` and `inferstack batch` as real subprocesses against a stack deployed to
-LocalStack.
-
-The CLI finds a stack by name (stacks/<name>.py) and its outputs in the project's
-build/deploy/, both under the checkout it runs from. So the stack is deployed from a
-staged checkout: the repository's packages linked in, `layers/` copied (the project root
-is where layers/package.py lies, links resolved) and a `stacks/` holding only this test's
-stack file; the CLI runs there, so a developer's own deployments are left alone.
+LocalStack from a staged checkout (tests/support/checkout.py), so that a developer's own
+deployments are left alone.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -25,7 +17,9 @@ import pytest
 from localdev.deploy import down, up
 from localdev.localstack import manager
 from model_runtime.engine import Engine
-from tests.support.deploy import REPO, infer_body, stage_root
+from tests.support.checkout import inferstack as run_inferstack
+from tests.support.checkout import staged_checkout
+from tests.support.deploy import infer_body
 from tests.support.events import (
     assert_matches,
     batch_file,
@@ -58,7 +52,6 @@ STACK = LOCAL.model_copy(
     }}
 )
 """
-LINKED = ("cli", "infra", "localdev", "model_build", "plugins")
 
 
 @dataclass(frozen=True)
@@ -72,18 +65,8 @@ def checkout(
     localstack: manager.Status, digits_dir: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Checkout]:
     config = events_config(timeout_s=10, batch_size=2, max_receives=3, chunk_lines=CHUNK_LINES)
-    root = stage_root(tmp_path_factory.mktemp(STACK) / "root", config, {"digits": digits_dir})
-    for name in LINKED:
-        (root / name).symlink_to(REPO / name)
-    shutil.copytree(REPO / "layers", root / "layers", ignore=shutil.ignore_patterns("__pycache__"))
-    # The only stack there: stacks/local.py as a module that is not a stack (a leading
-    # "_"), so that the two do not both claim the account's API Gateway logging role.
-    (root / "stacks").mkdir()
-    for name in ("__init__.py", "schema.py"):
-        shutil.copyfile(REPO / "stacks" / name, root / "stacks" / name)
-    shutil.copyfile(REPO / "stacks" / "local.py", root / "stacks" / "_local.py")
-    (root / "stacks" / f"{STACK}.py").write_text(STACK_FILE, encoding="utf-8")
-    assert staged_config(root) == json.loads(config.model_dump_json())
+    root = tmp_path_factory.mktemp(STACK) / "root"
+    root = staged_checkout(root, STACK, STACK_FILE, config, {"digits": digits_dir})
     summary = up(STACK, config=config, root=root)
     try:
         yield Checkout(root, str(summary.outputs["url"]))
@@ -91,29 +74,10 @@ def checkout(
         down(STACK, root=root)
 
 
-def staged_config(root: Path) -> dict[str, Any]:
-    """The stack the CLI will load from the staged checkout, as JSON."""
-    code = (
-        f"from infra.stack_loader import load_stack; print(load_stack({STACK!r}).model_dump_json())"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, cwd=root, check=True
-    )
-    loaded: dict[str, Any] = json.loads(result.stdout)
-    return loaded
-
-
 def inferstack(
     checkout: Checkout, *args: str, timeout: float = 300
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "cli.app", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=checkout.root,
-        env={"COLUMNS": "200", "PATH": "/usr/bin:/bin", "HOME": str(Path.home())},
-    )
+    return run_inferstack(checkout.root, *args, timeout=timeout)
 
 
 def test_jobs_submit_wait_prints_the_engines_result(
