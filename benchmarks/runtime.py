@@ -5,7 +5,8 @@ measures p50/p99 per call at batch 1 and 32:
   (i) session.run, (ii) Engine.infer, (iii) API Gateway event -> Mangum -> FastAPI ->
   Engine -> JSON through `functions.handler.handler`, with metrics off (as outside
   Lambda) and on (the EMF line per request Lambda writes; stdout to /dev/null), measured
-  in alternating rounds so that drift hits both alike, (iv) torch eager.
+  in alternating rounds so that drift hits both alike, (iv) torch eager. What the metrics
+  add is the median difference of adjacent pairs of calls (timing.paired_difference).
 Prints a table and writes build/bench/runtime.json.
 
     .venv/bin/python -m benchmarks.runtime [--iterations 2000]

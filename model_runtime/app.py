@@ -51,6 +51,8 @@ logger = logging.getLogger("inferstack")
 
 # Lambda's synchronous invocation payload limit.
 DEFAULT_MAX_BODY_BYTES = 6 * 1024 * 1024
+# How much of a refused body the server reads (and drops) so that its client gets the 413.
+DRAIN_BYTES = 64 * 1024 * 1024
 
 # Most specific first.
 _STATUS_BY_ERROR: list[tuple[type[InferstackError], int]] = [
@@ -103,7 +105,12 @@ def status_for(error: InferstackError) -> int:
 
 
 class BodyLimitMiddleware:
-    """Refuse request bodies over `max_bytes` (by Content-Length, or while streaming)."""
+    """Refuse request bodies over `max_bytes` (by Content-Length, or while streaming).
+
+    The rest of a refused body is read and dropped before the 413 goes out (up to
+    DRAIN_BYTES): a client that sends its whole body before it reads the answer, as
+    Python's urllib does, would otherwise see the server close the connection under it
+    (a reset, not the 413). The server cannot read on once its answer is complete."""
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
@@ -115,6 +122,7 @@ class BodyLimitMiddleware:
             return
         for key, value in scope["headers"]:
             if key == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
+                await _drain(receive)
                 await error_response(413, self._message())(scope, receive, send)
                 return
         received = 0
@@ -125,6 +133,8 @@ class BodyLimitMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
+                    if message.get("more_body", False):
+                        await _drain(receive)
                     # FastAPI turns any other exception raised while it reads the body
                     # into a 400 "error parsing the body"; an HTTPException passes through.
                     raise StarletteHTTPException(413, self._message())
@@ -134,6 +144,19 @@ class BodyLimitMiddleware:
 
     def _message(self) -> str:
         return f"request body is over the limit of {self.max_bytes} bytes"
+
+
+async def _drain(receive: Receive) -> None:
+    """Read what is left of a request body, dropping it, DRAIN_BYTES at most (a client
+    sending more gets the 413 with the connection closed after it)."""
+    drained = 0
+    while drained <= DRAIN_BYTES:
+        message = await receive()
+        if message["type"] != "http.request":  # the client went away
+            return
+        drained += len(message.get("body", b""))
+        if not message.get("more_body", False):
+            return
 
 
 def create_app(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 
 import httpx
@@ -113,3 +115,20 @@ def test_wrong_method(http: httpx.Client) -> None:
     response = http.get("/v2/models/digits/infer")
     assert _error(response, 405) == "method GET is not allowed on /v2/models/digits/infer"
     assert response.headers["allow"] == "POST"
+
+
+@pytest.mark.parametrize("size", [DEFAULT_MAX_BODY_BYTES + 1, 3 * DEFAULT_MAX_BODY_BYTES])
+def test_a_client_that_sends_the_whole_body_first_reads_the_413(server_url: str, size: int) -> None:
+    """urllib writes the whole body before it reads a byte of the answer: the server must
+    not close the connection under it (a reset instead of the 413)."""
+    request = urllib.request.Request(
+        f"{server_url}/v2/models/digits/infer",
+        data=b"{" + b" " * (size - 2) + b"}",
+        headers={"content-type": "application/json"},
+        method="POST",
+    )
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        urllib.request.urlopen(request, timeout=30)
+    assert caught.value.code == 413
+    body = json.loads(caught.value.read())
+    assert body == {"error": f"request body is over the limit of {DEFAULT_MAX_BODY_BYTES} bytes"}

@@ -11,6 +11,8 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -359,3 +361,25 @@ def _instructions(stage: str) -> dict[str, str]:
             keyword, _, rest = line.partition(" ")
             found[keyword] = " ".join(rest.split())
     return found
+
+
+def test_a_client_that_sends_the_whole_body_first_reads_the_413(
+    start_server: Any, digits_dir: Path
+) -> None:
+    """urllib writes the whole body before it reads the answer: the container server reads
+    and drops the rest of a body over the limit before its 413, instead of closing the
+    connection under the client (a reset)."""
+    limit = 100_000
+    server = start_server({"MODEL_DIR": str(digits_dir), "INFERSTACK_MAX_BODY_BYTES": str(limit)})
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{server.port}{INFER_DIGITS}",
+        data=b"{" + b" " * (80 * limit) + b"}",  # 8 MB: more than the socket buffers hold
+        headers={"content-type": "application/json"},
+        method="POST",
+    )
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        urllib.request.urlopen(request, timeout=30)
+    assert caught.value.code == 413
+    assert json.loads(caught.value.read()) == {
+        "error": f"request body is over the limit of {limit} bytes"
+    }
