@@ -80,7 +80,12 @@ class LambdaEntry:
         )
         # Versioned routes need to know which model version this is: one model per function.
         engines = list(plane.engines.values())
-        router = VersionRouter(engines[0].name, engines[0].version) if len(engines) == 1 else None
+        router = None
+        if len(engines) == 1:
+            (engine,) = engines
+            router = VersionRouter(
+                engine.name, engine.version, cors_allow_origin=settings.cors_allow_origin
+            )
         entry = cls(app, worker, batches, router)
         cold_start.ready()
         return entry

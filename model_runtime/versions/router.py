@@ -80,9 +80,15 @@ class VersionRouter:
         version: str,
         client: Any = None,
         clock: Callable[[], float] = time.monotonic,
+        cors_allow_origin: str | None = None,
     ) -> None:
         self.model = model
         self.version = version
+        # The app's CORS header, on the router's own answers too (a browser reads none
+        # without it).
+        self._headers = {"content-type": "application/json"}
+        if cors_allow_origin:
+            self._headers["access-control-allow-origin"] = cors_allow_origin
         self._client = client
         self._clock = clock
         self._listing: _Listing | None = None
@@ -104,7 +110,7 @@ class VersionRouter:
         if function is None:
             return None
         if _forwarded(event):
-            return _answer(
+            return self._answer(
                 404,
                 f"model {model!r} has no version {version!r}; served version: {self.version!r}",
             )
@@ -119,14 +125,14 @@ class VersionRouter:
             target, versions = self._target(function.name, version)
         except (boto.ClientError, boto.BotoCoreError) as exc:
             logger.warning("listing the versions of %s failed: %s", function.name, exc)
-            return _answer(
+            return self._answer(
                 502,
                 f"version {version!r} of model {self.model!r} could not be looked up:"
                 f" listing the versions of {function.name} failed: {exc}",
             )
         if target is None:
             known = ", ".join(repr(known) for known in model_versions(versions, self.model))
-            return _answer(
+            return self._answer(
                 404,
                 f"model {self.model!r} has no version {version!r}; versions: {known or 'none'}",
             )
@@ -175,7 +181,16 @@ class VersionRouter:
             f" failed: {reason}"
         )
         logger.warning("%s", message)
-        return _answer(502, message)
+        return self._answer(502, message)
+
+    def _answer(self, status: int, message: str) -> dict[str, Any]:
+        """An API Gateway proxy response with the app's error body."""
+        return {
+            "statusCode": status,
+            "headers": dict(self._headers),
+            "body": json.dumps({"error": message}),
+            "isBase64Encoded": False,
+        }
 
 
 def default_client() -> Any:
@@ -228,13 +243,3 @@ def _function_error(kind: str, payload: bytes) -> str:
     if isinstance(error, dict) and isinstance(error.get("errorType"), str):
         return str(error["errorType"])
     return f"{kind} function error"
-
-
-def _answer(status: int, message: str) -> dict[str, Any]:
-    """An API Gateway proxy response with the app's error body."""
-    return {
-        "statusCode": status,
-        "headers": {"content-type": "application/json"},
-        "body": json.dumps({"error": message}),
-        "isBase64Encoded": False,
-    }

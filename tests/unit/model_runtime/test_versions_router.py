@@ -230,6 +230,20 @@ def test_an_unknown_version_is_a_404_naming_the_versions(
     assert lambda_.invocations == []
 
 
+def test_the_routers_own_answers_carry_the_apps_cors_header(
+    lambda_: FakeLambda, clock: Clock
+) -> None:
+    router = VersionRouter(
+        "digits", "2", client=lambda_, clock=clock, cors_allow_origin="https://app.example"
+    )
+    answer = router(_event("/v2/models/digits/versions/9/infer"), CONTEXT)
+    assert answer is not None and answer["statusCode"] == 404
+    assert answer["headers"] == {
+        "content-type": "application/json",
+        "access-control-allow-origin": "https://app.example",
+    }
+
+
 def test_versions_not_labelled_by_inferstack_are_not_routes(clock: Clock) -> None:
     lambda_ = FakeLambda(
         [_published(1, "by hand"), _published(2, "inferstack {broken"), _published(3, "")]
