@@ -376,7 +376,7 @@ def test_compare_without_another_model_version_is_one_line(
         "error: digits has no version to compare with the live one: deploy another model"
         " version or give --candidate V"
     )
-    assert one_error(invoke("compare", "--candidate", "1")) == (
+    assert one_error(invoke("compare", "--candidate", "1", "--requests", str(requests_file))) == (
         "error: live and candidate both serve digits version 1 (Lambda versions 1 and 2):"
         " its route reaches only one of them"
     )
@@ -594,6 +594,6 @@ def test_promote_without_a_gate_promotes_after_comparing(
 def test_compare_with_an_unknown_candidate_names_the_versions(
     fake: FakeLambda, requests_file: Path
 ) -> None:
-    assert one_error(invoke("compare", "--candidate", "7")) == (
+    assert one_error(invoke("compare", "--candidate", "7", "--requests", str(requests_file))) == (
         "error: model 'digits' has no version '7'; versions: '1', '2'"
     )
