@@ -20,6 +20,7 @@ from cli.options import one_of
 from layers.package import DELIVERIES, Delivery
 from layers.targets import ARCHITECTURES, DEFAULT_ARCH, DEFAULT_RUNTIME
 from model_build.export import Exporter
+from model_build.reference_models.hf import TASKS, Task
 
 DEFAULT_MODELS_DIR = Path("build/models")
 
@@ -48,7 +49,11 @@ app = typer.Typer(
 @app.command()
 def build(
     model: Annotated[
-        str, typer.Argument(help="Built-in name (digits) or module:function.")
+        str,
+        typer.Argument(
+            help="Built-in name (digits), module:function, or hf:PATH (a local Hugging Face"
+            " directory, with --task)."
+        ),
     ] = "digits",
     out: Annotated[
         Path, typer.Option(help="Directory for artifact directories.")
@@ -59,6 +64,13 @@ def build(
         typer.Option(parser=one_of("--exporter", get_args(Exporter)), help="The ONNX exporter."),
     ] = "torchscript",
     force: Annotated[bool, typer.Option(help="Rebuild even when up to date.")] = False,
+    task: Annotated[
+        Task | None,
+        typer.Option(parser=one_of("--task", TASKS), help="What an hf: model does."),
+    ] = None,
+    name: Annotated[
+        str | None, typer.Option(help="The model's name (hf:; default: the directory's).")
+    ] = None,
 ) -> None:
     """Train/load a declared model, export it to ONNX with a parity check, and quantize it."""
     from cli.render import build_table, exporter_log_note
@@ -66,7 +78,14 @@ def build(
 
     with spinner() as progress:
         report = build_model(
-            model, out, quantize=quantize, exporter=exporter, force=force, progress=progress
+            model,
+            out,
+            quantize=quantize,
+            exporter=exporter,
+            force=force,
+            progress=progress,
+            task=task,
+            name=name,
         )
     console.print(build_table(f"inferstack build {model}", report.artifacts))
     if report.log is not None:

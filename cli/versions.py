@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from cli import deployment
+from cli import alias_deployments, deployment
+from cli.alias_deployments import DeploymentGroup
 from cli.compare import CompareReport, Latency, Side, compare_outputs, gate_failure
 from cli.console import console, note
 from cli.errors import UserError
@@ -59,6 +60,8 @@ class DeployedModel:
     api_url: str
     api_key: str | None
     client: Any  # a botocore lambda client
+    # Set when CodeDeploy moves `live` (the model's alarm_rollback): moves are deployments.
+    deployments: DeploymentGroup | None = None
 
     @property
     def headers(self) -> dict[str, str]:
@@ -89,6 +92,7 @@ def deployed_model(stack: str, model: str) -> DeployedModel:
     function = function_of(stack, model)  # unknown stack or model, or not deployed: stops
     outputs = deployment.outputs(stack)
     keys = outputs.get("apiKeys") or {}
+    group = (outputs.get("deployments") or {}).get(model)
     return DeployedModel(
         stack,
         model,
@@ -96,6 +100,14 @@ def deployed_model(stack: str, model: str) -> DeployedModel:
         str(outputs["url"]),
         next(iter(keys.values()), None),
         deployment.aws_client(stack, "lambda"),
+        None
+        if group is None
+        else DeploymentGroup(
+            stack,
+            group["application"],
+            group["deploymentGroup"],
+            deployment.aws_client(stack, "codedeploy"),
+        ),
     )
 
 
@@ -494,6 +506,11 @@ def rollout(
 ) -> None:
     """Send a share of live requests to model version V (0 ends a canary; 100 makes V live)."""
     target = deployed_model(stack, model)
+    if target.deployments is not None:
+        raise UserError(
+            f"{model} of stack {stack} moves traffic through CodeDeploy (alarm_rollback):"
+            " its steps are the stack's alarm_rollback; `inferstack promote` starts one"
+        )
     found = versions_of(target)
     candidate = named(found, model, version)
     alias = read_alias(target)
@@ -571,8 +588,22 @@ def promote(
         if not force:
             raise UserError(f"promote refused: {reason}; --force promotes anyway")
         note(f"gate failed ({reason}); promoting anyway (--force)")
-    move_alias(target, candidate.number)
-    _print_move(candidate, primary, model)
+    if target.deployments is None:
+        move_alias(target, candidate.number)
+        _print_move(candidate, primary, model)
+        return
+    running = alias_deployments.active(target.deployments)
+    if running is not None:
+        raise UserError(
+            f"CodeDeploy deployment {running} of {model} is running: wait for it, or"
+            " `inferstack rollback` stops it"
+        )
+    started = _deploy(target, alias.primary, candidate, "promote")
+    _say(
+        f"CodeDeploy deployment {started}: live moves to {version_name(candidate, model)} in"
+        f" the steps of alarm_rollback (was {version_name(primary, model)}); an alarm rolls it"
+        " back"
+    )
 
 
 def rollback(
@@ -582,11 +613,27 @@ def rollback(
         str | None, typer.Option(help="The model version to go back to (default: the previous).")
     ] = None,
 ) -> None:
-    """Make an earlier version live again: V, else the one published before live."""
+    """Make an earlier version live again: V, else the one published before live (with
+    CodeDeploy: a running deployment is stopped, which moves live back)."""
     target = deployed_model(stack, model)
     found = versions_of(target)
     alias = read_alias(target)
     primary = by_number(found, alias.primary)
+    running = None if target.deployments is None else alias_deployments.active(target.deployments)
+    if running is not None and to is None:
+        assert target.deployments is not None
+        alias_deployments.stop(target.deployments, running)
+        # During a deployment the alias's primary is still the version it started from.
+        _say(
+            f"stopped CodeDeploy deployment {running}: CodeDeploy moves live back to"
+            f" {version_name(primary, model)}"
+        )
+        return
+    if running is not None:
+        raise UserError(
+            f"CodeDeploy deployment {running} of {model} is running: `inferstack rollback`"
+            " without --to stops it first"
+        )
     if to is not None:
         back = named(found, model, to)
     else:
@@ -603,8 +650,37 @@ def rollback(
         back = earlier[-1]
     if back.number == alias.primary:
         raise UserError(f"{version_name(back, model)} is the live version already")
-    move_alias(target, back.number)
-    _print_move(back, primary, model)
+    if target.deployments is None:
+        move_alias(target, back.number)
+        _print_move(back, primary, model)
+        return
+    started = _deploy(target, alias.primary, back, "rollback", all_at_once=True)
+    _say(
+        f"CodeDeploy deployment {started}: live moves back to {version_name(back, model)} at"
+        f" once (was {version_name(primary, model)})"
+    )
+
+
+def _deploy(
+    target: DeployedModel,
+    current: int,
+    to: PublishedVersion,
+    why: str,
+    *,
+    all_at_once: bool = False,
+) -> str:
+    from infra.lambda_model import ALIAS
+
+    assert target.deployments is not None
+    return alias_deployments.start(
+        target.deployments,
+        target.function,
+        ALIAS,
+        current,
+        to.number,
+        description=f"inferstack {why}: {version_name(to, target.model)}",
+        all_at_once=all_at_once,
+    )
 
 
 def _print_move(now: PublishedVersion, was: PublishedVersion, model: str) -> None:

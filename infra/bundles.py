@@ -22,7 +22,12 @@ import pulumi_aws as aws
 from infra.artifacts import Artifact
 from infra.errors import ArtifactMissingError, PackageBudgetError
 from layers.archive import Built
-from layers.budget import MAX_DIRECT_ZIP_BYTES, Budget
+from layers.budget import (
+    DEFAULT_TMP_BYTES,
+    MAX_DIRECT_ZIP_BYTES,
+    Budget,
+    check_ephemeral_storage,
+)
 from layers.errors import BudgetError, NotBuiltError
 from layers.model import MOUNT
 from stacks.schema import LambdaConfig, ModelConfig
@@ -63,6 +68,8 @@ class FunctionBundle:
     # None when the model is delivered from S3.
     model_layer: Zip | None
     budget: Budget
+    # The function's /tmp (MB): the stack's value, or sized from the artifact (layers.budget).
+    ephemeral_storage_mb: int = DEFAULT_TMP_BYTES // 1_048_576
 
 
 @dataclass(frozen=True)
@@ -128,6 +135,11 @@ def function_bundle(
             root=root,
             build=False,
         )
+        ephemeral_storage_mb = check_ephemeral_storage(
+            function.ephemeral_storage_mb,
+            result.ephemeral_storage_mb,
+            f"models[{model.name}].lambda.ephemeral_storage_mb",
+        )
     except NotBuiltError as exc:
         raise ArtifactMissingError(
             f"model {model.name!r}: {exc}. `inferstack up --stack {stack}` builds what is "
@@ -140,6 +152,7 @@ def function_bundle(
         runtime_layer=Zip.of(result.runtime_layer),
         model_layer=Zip.of(result.model_layer) if result.model_layer else None,
         budget=result.budget,
+        ephemeral_storage_mb=ephemeral_storage_mb,
     )
 
 

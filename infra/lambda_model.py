@@ -12,6 +12,7 @@ from functions import HANDLER
 from infra import policies
 from infra.bundles import CodeBucket, Zip
 from infra.job_queue import JobQueue
+from layers.budget import DEFAULT_TMP_BYTES
 from model_runtime.versions.label import VersionLabel
 from stacks.schema import AsyncConfig, CanaryConfig, LambdaConfig
 
@@ -68,6 +69,10 @@ class LambdaModelArgs:
     environment: dict[str, str] = field(default_factory=dict)
     jobs: Jobs | None = None
     canary: CanaryConfig | None = None
+    # /tmp, as packaging sized it (infra.bundles: the stack's value, or from the artifact).
+    ephemeral_storage_mb: int = DEFAULT_TMP_BYTES // 1_048_576
+    # CodeDeploy moves `live` (infra/alias_deployments.py): a deploy only publishes.
+    codedeploy_moves_alias: bool = False
 
 
 class LambdaModel(pulumi.ComponentResource):
@@ -124,7 +129,7 @@ class LambdaModel(pulumi.ComponentResource):
             memory_size=config.memory_mb,
             timeout=config.timeout_s,
             ephemeral_storage=aws.lambda_.FunctionEphemeralStorageArgs(
-                size=config.ephemeral_storage_mb
+                size=args.ephemeral_storage_mb
             ),
             reserved_concurrent_executions=config.reserved_concurrency,
             environment=aws.lambda_.FunctionEnvironmentArgs(variables=environment),
@@ -135,7 +140,7 @@ class LambdaModel(pulumi.ComponentResource):
             opts=self._child(depends_on=[self.log_group, role_policy]),
         )
         self._create_versions_policy()
-        self.alias = self._create_alias(args.canary)
+        self.alias = self._create_alias(args.canary, args.codedeploy_moves_alias)
         self.provisioned = self._create_provisioned_concurrency(config)
         self.jobs = args.jobs
         self.s3_permission = None
@@ -151,17 +156,20 @@ class LambdaModel(pulumi.ComponentResource):
             }
         )
 
-    def _create_alias(self, canary: CanaryConfig | None) -> aws.lambda_.Alias:
+    def _create_alias(self, canary: CanaryConfig | None, codedeploy: bool) -> aws.lambda_.Alias:
         """`live` on the version this deploy published; with a canary, on the canary's
         `live_version`, weighted towards the new one (none when the deploy published
-        nothing new: a version cannot weigh against itself)."""
+        nothing new: a version cannot weigh against itself). When CodeDeploy moves it, on
+        the first version only: later versions and weights are CodeDeploy's, and a
+        deploy that set them would undo its deployments and rollbacks."""
         if canary is None:
+            ignored = ["functionVersion", "routingConfig"] if codedeploy else None
             return aws.lambda_.Alias(
                 f"{self._name}-{ALIAS}",
                 name=ALIAS,
                 function_name=self.function.name,
                 function_version=self.function.version,
-                opts=self._child(),
+                opts=pulumi.ResourceOptions(parent=self, ignore_changes=ignored),
             )
         live = str(canary.live_version)
 

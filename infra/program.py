@@ -9,6 +9,7 @@ import pulumi
 import pulumi_aws as aws
 
 from infra import bundles, providers
+from infra.alias_deployments import AliasDeployments, AliasDeploymentsArgs
 from infra.artifact_store import ArtifactStore, ArtifactStoreArgs
 from infra.artifacts import Artifact, load_artifact
 from infra.autoscaling import Autoscaling, AutoscalingArgs
@@ -82,6 +83,9 @@ def define_stack(config: StackConfig, stack: str, root: Path) -> dict[str, Any]:
         monitoring = _define_monitoring(config, prefix, functions, on_aws)
         outputs["alarmTopic"] = monitoring.topic.arn
         outputs["dashboard"] = monitoring.dashboard.dashboard_name
+        deployments = _define_alias_deployments(config, prefix, functions, monitoring, on_aws)
+        if deployments:
+            outputs["deployments"] = deployments
     if config.gpu_models:
         outputs["gpuServices"] = _define_gpu_endpoints(
             config, stack, artifacts, store, aws_provider
@@ -128,7 +132,8 @@ def _define_functions(
             )
         artifact = artifacts[model.name]
         delivery: bundles.Zip | S3Model
-        if model.delivery == "s3":
+        # The delivery packaging planned (the stack's, or S3 for a model over the budget).
+        if bundle.model_layer is None:
             delivery = S3Model(
                 bucket_arn=store.bucket.arn,
                 key_prefix=artifact.key_prefix,
@@ -136,7 +141,6 @@ def _define_functions(
                 kms_key_arn=config.artifact_store.kms_key_arn,
             )
         else:
-            assert bundle.model_layer is not None
             delivery = bundle.model_layer
         name = f"{prefix}-{model.name}"
         lambda_model = LambdaModel(
@@ -148,12 +152,14 @@ def _define_functions(
                 runtime_layer_arn=runtime_layers[key].arn,
                 model=delivery,
                 model_dir=bundles.model_dir(model.name),
+                ephemeral_storage_mb=bundle.ephemeral_storage_mb,
                 log_retention_days=config.log_retention_days,
                 environment=environment,
                 code_bucket=code_bucket,
                 label=VersionLabel.of(artifact.manifest),
                 jobs=_define_jobs(config, model, function, name, job_store, opts),
                 canary=model.canary,
+                codedeploy_moves_alias=model.alarm_rollback is not None,
             ),
             opts,
         )
@@ -274,6 +280,45 @@ def _define_monitoring(
         ),
         opts,
     )
+
+
+def _define_alias_deployments(
+    config: StackConfig,
+    prefix: str,
+    functions: dict[str, LambdaModel],
+    monitoring: Monitoring,
+    opts: pulumi.ResourceOptions,
+) -> dict[str, dict[str, pulumi.Output[str]]]:
+    """CodeDeploy for the models whose promotions alarms roll back; what the CLI needs
+    to start a deployment: {model: {application, deploymentGroup}}."""
+    outputs = {}
+    for model in config.lambda_models:
+        if model.alarm_rollback is None:
+            continue
+        name = f"{prefix}-{model.name}"
+        # The alarms that say a version is worse: errors and, when declared, latency.
+        watching = [
+            monitoring.alarms[key]
+            for key in (f"{name}-5xx-rate", f"{name}-p99-latency")
+            if key in monitoring.alarms
+        ]
+        assert watching, f"monitoring declares no 5xx alarm for {name}"
+        deployments = AliasDeployments(
+            name,
+            AliasDeploymentsArgs(
+                name=name,
+                function_arn=functions[model.name].function.arn,
+                alarm_names=[alarm.name for alarm in watching],
+                alarm_arns=[alarm.arn for alarm in watching],
+                config=model.alarm_rollback,
+            ),
+            opts,
+        )
+        outputs[model.name] = {
+            "application": deployments.application.name,
+            "deploymentGroup": deployments.group.deployment_group_name,
+        }
+    return outputs
 
 
 def _define_gpu_endpoints(

@@ -5,6 +5,7 @@ On a violation the error carries the table of every part and what to change.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -20,7 +21,12 @@ MAX_DIRECT_ZIP_BYTES = 52_428_800  # 50 MB
 DEFAULT_TMP_BYTES = 512 * 1024 * 1024
 MAX_TMP_BYTES = 10_240 * 1024 * 1024
 
+# What /tmp holds beyond an S3-delivered model's files: a share of them, and a floor.
+TMP_HEADROOM = 0.2
+TMP_HEADROOM_BYTES = 64 * 1024 * 1024
+
 Kind = Literal["function", "layer", "s3"]
+Delivery = Literal["layer", "s3"]
 
 
 @dataclass(frozen=True)
@@ -134,12 +140,46 @@ def check_budget(parts: Sequence[Part], *, model_quantized: bool | None = None) 
             budget.advice.append("quantize the model or serve it from a GPU endpoint")
         elif model.unzipped_bytes > DEFAULT_TMP_BYTES * 0.8:
             budget.advice.append(
-                f"{model.name} needs {_mb(model.unzipped_bytes)} in /tmp: raise the"
-                " function's ephemeral storage above the 512 MB default"
+                f"{model.name} needs {_mb(model.unzipped_bytes)} in /tmp: leave"
+                " lambda.ephemeral_storage_mb unset (sized from the files) or set it above"
+                " the 512 MB default"
             )
     if budget.violations:
         raise BudgetError("the Lambda package does not fit:\n" + budget.table())
     return budget
+
+
+def plan_delivery(parts: Sequence[Part], model_bytes: int) -> Delivery:
+    """Where a model of `model_bytes` (unzipped) goes beside `parts` (the function code and
+    runtime layer): a layer of its own when that fits Lambda's limits, else S3 (downloaded
+    to /tmp at cold start)."""
+    layers = sum(part.kind == "layer" for part in parts) + 1
+    unzipped = sum(part.unzipped_bytes for part in parts if part.kind != "s3") + model_bytes
+    return "layer" if layers <= MAX_LAYERS and unzipped <= MAX_UNZIPPED_BYTES else "s3"
+
+
+def ephemeral_storage_mb(delivery: Delivery, model_bytes: int) -> int:
+    """The /tmp a function needs, in MB (Lambda's unit, MiB): Lambda's default for a model
+    in a layer; for one from S3, its files plus headroom, never under the default."""
+    if delivery == "layer":
+        return DEFAULT_TMP_BYTES // 1_048_576
+    needed = model_bytes * (1 + TMP_HEADROOM) + TMP_HEADROOM_BYTES
+    return max(DEFAULT_TMP_BYTES // 1_048_576, math.ceil(needed / 1_048_576))
+
+
+def check_ephemeral_storage(requested_mb: int | None, needed_mb: int, field: str) -> int:
+    """The function's ephemeral storage: `requested_mb` when set (`field` in the stack)
+    and enough, else the `needed_mb` the artifact needs; raises BudgetError naming the
+    field and the size when a requested value is too small."""
+    if requested_mb is None:
+        return needed_mb
+    if requested_mb < needed_mb:
+        raise BudgetError(
+            f"{field}: {requested_mb} MB is too small for the model, delivered from S3 to"
+            f" /tmp; it needs ≥ {needed_mb} MB (its files and headroom); raise it or leave it"
+            " unset to have it sized from the artifact"
+        )
+    return requested_mb
 
 
 def _mb(size: int) -> str:

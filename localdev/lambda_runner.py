@@ -129,6 +129,8 @@ class Invocation:
     loaded_from_opt: list[str]
     read_only_mounts: bool
     stderr: str
+    # The handler's own stdout lines (its log and EMF lines), in order.
+    log_lines: list[str]
 
 
 class LambdaInvocationError(RuntimeError):
@@ -177,8 +179,10 @@ def invoke(
     process.stdin.write(payload)
     process.stdin.close()
     first = ""
+    logged = []
     while not first.startswith(RESULT_MARK) and (line := process.stdout.readline()):
         first = line
+        logged.append(line.rstrip("\n"))
     cold_start = time.perf_counter() - started
     rest = process.stdout.read()
     try:
@@ -210,6 +214,9 @@ def invoke(
         loaded_from_opt=outputs[-1]["loaded"],
         read_only_mounts=read_only,
         stderr=stderr,
+        log_lines=[
+            line for line in [*logged, *rest.splitlines()] if not line.startswith(RESULT_MARK)
+        ],
     )
 
 

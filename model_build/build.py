@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 import warnings
 from collections.abc import Callable, Iterator
@@ -57,17 +58,20 @@ def build_model(
     exporter: Exporter,
     force: bool,
     progress: Progress,
+    task: str | None = None,
+    name: str | None = None,
 ) -> BuildReport:
     """Build `reference` into `out/<name>/` (and `out/<name>-int8/`), naming each step to
     `progress` as it starts.
 
     An artifact whose manifest records the same declaration source hash and whose files
-    verify is reused; anything else is rebuilt.
+    verify is reused; anything else is rebuilt. `task` and `name` are for an `hf:PATH`
+    reference.
     """
     from model_build.export import export_model
     from model_build.quantize import quantize_artifact
 
-    declaration = resolve(reference)
+    declaration = resolve(reference, task=task, name=name)
     source = SourceInfo(reference=declaration.reference, sha256=declaration.source_sha256)
     cached = None if force else _cached(out, declaration, quantize)
     if cached is not None:
@@ -93,7 +97,9 @@ def build_model(
 
 
 def log_path(reference: str) -> Path:
-    return LOGS_DIR / f"build-{reference.replace(':', '-')}.log"
+    """build/logs/build-<reference>.log, with ':' and a hf:PATH's '/' as '-'."""
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "-", reference).strip("-")
+    return LOGS_DIR / f"build-{name}.log"
 
 
 class OutputLog:

@@ -17,6 +17,7 @@ from typing import Any, Literal
 import numpy as np
 
 from model_build.errors import ExportError
+from model_build.optimize import optimize_transformer
 from model_build.parity import Arrays, compare, describe_failure, random_batches
 from model_build.spec import EvalData, ModelSpec
 from model_build.torch_export import export_torch_artifact
@@ -29,6 +30,7 @@ from model_runtime.manifest import (
     Evaluation,
     ExporterInfo,
     Manifest,
+    OptimizationReport,
     SourceInfo,
     TensorSpec,
     TokenizerStage,
@@ -54,7 +56,9 @@ def export_model(
     torch_format: TorchFormat | None = "torch_export",
 ) -> Manifest:
     """Export `spec.module` to `out_dir/{model.onnx, manifest.json}`, plus the torch
-    backend's artifact (`model.pt2`) unless `torch_format` is None.
+    backend's artifact (`model.pt2`) unless `torch_format` is None. A transformer
+    encoder's graph (`spec.transformer`) is fused by onnxruntime's transformer optimizer
+    first: model.onnx is the fused graph, and parity is checked on it.
 
     Fails with ExportError, leaving any previous artifact in `out_dir` untouched, when
     the ONNX model's outputs differ from torch's beyond atol/rtol.
@@ -64,6 +68,9 @@ def export_model(
     with _staging_dir(out_dir) as staging:
         model_path = staging / MODEL_FILE
         _export_onnx(spec, model_path, opset, exporter)
+        optimization = None
+        if spec.transformer is not None:
+            optimization = optimize_transformer(model_path, spec.transformer, spec.name)
         session = create_session(model_path)
         run_onnx = _onnx_runner(session, spec.output_names)
         batches = [
@@ -74,7 +81,15 @@ def export_model(
             _torch_runner(spec), run_onnx, batches, reference_name="torch", atol=atol, rtol=rtol
         )
         if not parity.passed:
-            raise ExportError(f"export of {spec.name!r} failed parity: {describe_failure(parity)}")
+            fused = (
+                f" (the graph fused by onnxruntime's transformer optimizer:"
+                f" {_fused_summary(optimization)})"
+                if optimization is not None
+                else ""
+            )
+            raise ExportError(
+                f"export of {spec.name!r} failed parity{fused}: {describe_failure(parity)}"
+            )
         backends = [BackendArtifact(backend="onnxruntime", file=MODEL_FILE, format="onnx")]
         if torch_format is not None:
             outputs = _tensor_specs(session.get_outputs())
@@ -104,6 +119,7 @@ def export_model(
             exporter=_exporter_info(exporter),
             max_batch_size=spec.max_batch_size,
             parity=parity,
+            optimization=optimization,
             evaluation=evaluate(run_onnx, spec.eval_data, spec.classifier_output),
             labels=spec.labels,
             source=source,
@@ -225,6 +241,10 @@ def _onnx_runner(session: Any, output_names: list[str]) -> Any:
             ) from exc
 
     return run
+
+
+def _fused_summary(report: OptimizationReport) -> str:
+    return ", ".join(f"{count} {op}" for op, count in report.fused_ops.items()) or "nothing fused"
 
 
 def _tensor_specs(nodes: Sequence[Any]) -> list[TensorSpec]:

@@ -1,4 +1,10 @@
-"""Dynamic int8 quantization of an exported artifact, measured against its fp32 source."""
+"""Dynamic int8 quantization of an exported artifact, measured against its fp32 source.
+
+Quantizing every weight node is fastest but may cost too much accuracy; which nodes to
+leave in fp32 is searched for, not declared: the fewest that keep the model's gate
+(min cosine or top-1 agreement against fp32) on its evaluation inputs
+(quantize_search.py).
+"""
 
 from __future__ import annotations
 
@@ -9,20 +15,26 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-import numpy as np
-
 from model_build.errors import ExportError
-from model_build.export import _onnx_runner, _staging_dir, evaluate, predicted_classes
-from model_build.parity import compare, random_batches
+from model_build.export import _onnx_runner, _staging_dir, evaluate
+from model_build.parity import Arrays, compare, random_batches
+from model_build.quantize_search import GateMeasure, SearchResult, search_fp32_nodes
 from model_build.spec import ModelSpec
 from model_runtime.backends.onnxruntime_backend import create_session
 from model_runtime.manifest import (
     MODEL_FILE,
     Manifest,
+    PromotionGate,
     QuantizationReport,
     hash_files,
     verify_artifact,
 )
+
+# The gates when the spec declares none.
+CLASSIFIER_GATE = PromotionGate(metric="top1_agreement", minimum=0.97)
+EMBEDDINGS_GATE = PromotionGate(metric="min_cosine", minimum=0.98)
+# Each evaluation quantizes and measures one candidate graph (seconds for MiniLM).
+MAX_EVALUATIONS = 40
 
 
 @contextmanager
@@ -43,44 +55,43 @@ def quantize_artifact(
     spec: ModelSpec,
     *,
     per_channel: bool = True,
-    min_top1_agreement: float = 0.97,
     atol: float = 0.05,
     rtol: float = 0.1,
     batch_sizes: Sequence[int] = (1, 4, 32),
     seed: int = 0,
+    max_evaluations: int = MAX_EVALUATIONS,
 ) -> Manifest:
-    """Write an int8 copy of the fp32 artifact in `source_dir` to `out_dir`.
+    """Write an int8 copy of the fp32 artifact in `source_dir` to `out_dir`, keeping in
+    fp32 the fewest nodes that meet the gate (`quantization_gate`, else a default).
 
     Its manifest's `parity` compares int8 with fp32 (recorded, not enforced: int8 is
-    expected to differ); for a classifier, export fails when top-1 agreement with fp32
-    on the held-out set is under `min_top1_agreement`.
+    expected to differ). Fails with ExportError when no candidate within
+    `max_evaluations` meets the gate.
     """
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
     source = Manifest.load(source_dir)
     # The report names the source by its manifest hash: make sure that is what we read.
     verify_artifact(Path(source_dir), source)
-    kept_fp32 = _nodes_matching(Path(source_dir) / source.model_file, spec.int8_keep_fp32)
+    fp32_path = Path(source_dir) / source.model_file
+    names = [output.name for output in source.outputs]
+    run_fp32 = _onnx_runner(create_session(fp32_path), names)
+    gate = quantization_gate(spec)
     with _staging_dir(out_dir) as staging:
         model_path = staging / MODEL_FILE
-        try:
-            with _quiet_root_logger():
-                quantize_dynamic(
-                    Path(source_dir) / source.model_file,
-                    model_path,
-                    weight_type=QuantType.QInt8,
-                    per_channel=per_channel,
-                    nodes_to_exclude=kept_fp32,
-                )
-        except Exception as exc:
-            raise ExportError(f"int8 quantization of {source.name!r} failed: {exc}") from exc
+        measure = GateMeasure(gate, run_fp32, gate_inputs(spec), spec.classifier_output)
+
+        def quantize(path: Path) -> None:
+            _quantize(fp32_path, path, per_channel, source.name)
+
+        result = search_fp32_nodes(
+            fp32_path, quantize, measure, model_path, max_evaluations=max_evaluations
+        )
+        if not result.passed:
+            raise ExportError(_gate_failure(source.name, gate, result, spec))
         # Files beside the model (a tokenizer) travel unchanged.
         companions = [n for n in source.files_for("onnxruntime") if n != source.model_file]
         for name in companions:
             shutil.copyfile(Path(source_dir) / name, staging / name)
-        names = [output.name for output in source.outputs]
         source_sha256 = source.files[source.model_file].sha256
-        run_fp32 = _onnx_runner(create_session(Path(source_dir) / source.model_file), names)
         run_int8 = _onnx_runner(create_session(model_path), names)
         batches = [
             dict(spec.example_inputs),
@@ -94,20 +105,6 @@ def quantize_artifact(
             atol=atol,
             rtol=rtol,
         )
-        agreement = None
-        if spec.eval_data is not None and spec.classifier_output is not None:
-            agreement = float(
-                np.mean(
-                    predicted_classes(run_fp32, spec.eval_data, spec.classifier_output)
-                    == predicted_classes(run_int8, spec.eval_data, spec.classifier_output)
-                )
-            )
-            if agreement < min_top1_agreement:
-                raise ExportError(
-                    f"int8 {source.name!r} agrees with fp32 on only {agreement:.1%} of"
-                    f" {len(spec.eval_data.labels)} held-out samples (need"
-                    f" {min_top1_agreement:.0%}); try per_channel=True or keep fp32"
-                )
         manifest = source.model_copy(
             update={
                 "name": f"{source.name}-int8",
@@ -121,9 +118,12 @@ def quantize_artifact(
                     method="dynamic-int8",
                     per_channel=per_channel,
                     source_sha256=source_sha256,
-                    kept_fp32=kept_fp32,
-                    top1_agreement=agreement,
+                    kept_fp32=result.kept,
+                    top1_agreement=result.value if gate.metric == "top1_agreement" else None,
                     accuracy_fp32=source.evaluation.accuracy if source.evaluation else None,
+                    gate=gate,
+                    gate_measured=result.value,
+                    search_evaluations=result.evaluations,
                 ),
             }
         )
@@ -131,17 +131,59 @@ def quantize_artifact(
     return manifest
 
 
-def _nodes_matching(model_path: Path, patterns: Sequence[str]) -> list[str]:
-    """Names of the graph's nodes that contain any of `patterns`; each must match one."""
-    if not patterns:
-        return []
-    import onnx
+def quantization_gate(spec: ModelSpec) -> PromotionGate:
+    """The spec's gate; else top-1 agreement for a classifier with a held-out set, min
+    cosine for anything else."""
+    if spec.quantization_gate is not None:
+        return spec.quantization_gate
+    if spec.classifier_output is not None and spec.eval_data is not None:
+        return CLASSIFIER_GATE
+    return EMBEDDINGS_GATE
 
-    names = [node.name for node in onnx.load(str(model_path), load_external_data=False).graph.node]
-    unmatched = [p for p in patterns if not any(p in name for name in names)]
-    if unmatched:
-        raise ExportError(
-            f"int8_keep_fp32 pattern(s) {unmatched} match no node of {model_path.name};"
-            " node names depend on the exporter"
+
+def gate_inputs(spec: ModelSpec) -> Arrays:
+    """What the gate is measured on: the evaluation inputs, else the held-out set, else
+    the example inputs."""
+    if spec.quantization_eval_inputs is not None:
+        return spec.quantization_eval_inputs
+    if spec.eval_data is not None:
+        return spec.eval_data.inputs
+    return spec.example_inputs
+
+
+def _quantize(source: Path, target: Path, per_channel: bool, name: str) -> None:
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    try:
+        with _quiet_root_logger():
+            quantize_dynamic(
+                source,
+                target,
+                weight_type=QuantType.QInt8,
+                per_channel=per_channel,
+                # 7-bit weights: x86 CPUs without VNNI (AVX2, like this 2-core host and
+                # some Lambda hosts) sum u8 x s8 products in int16, which full-range
+                # weights overflow (onnxruntime's advice for such CPUs).
+                reduce_range=True,
+                # Contrib ops (fused Attention, SkipLayerNormalization) have no type in
+                # onnx's shape inference: their outputs are fp32.
+                extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+            )
+    except Exception as exc:
+        raise ExportError(f"int8 quantization of {name!r} failed: {exc}") from exc
+
+
+def _gate_failure(name: str, gate: PromotionGate, result: SearchResult, spec: ModelSpec) -> str:
+    kept = f"{len(result.kept)} of {result.candidates} weight nodes kept in fp32"
+    tried = f"{result.evaluations} candidate graph(s) measured"
+    if gate.metric == "top1_agreement":
+        samples = len(next(iter(gate_inputs(spec).values())))
+        return (
+            f"int8 {name!r} agrees with fp32 on only {result.value:.1%} of {samples} held-out"
+            f" samples (need {gate.minimum:.0%}) at best ({kept}; {tried})"
         )
-    return [name for name in names if any(p in name for p in patterns)]
+    return (
+        f"int8 {name!r} reaches a min cosine of only {result.value:.4f} against fp32 (need"
+        f" {gate.minimum:g}) at best ({kept}; {tried})"
+    )

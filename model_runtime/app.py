@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from time import perf_counter
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -18,6 +19,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import Response
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from model_runtime import __version__
@@ -104,6 +106,60 @@ def status_for(error: InferstackError) -> int:
     return 500
 
 
+def domain_error_response(error: InferstackError) -> Response:
+    """The answer to a domain error: its status, its message, logged when it is 5xx."""
+    status = status_for(error)
+    if isinstance(error, ServerBusy):  # backpressure, not a failure: no log line each
+        return error_response(status, str(error), {"Retry-After": str(error.retry_after)})
+    if status >= 500:
+        logger.error("inference failed: %s", error, exc_info=error)
+    return error_response(status, str(error))
+
+
+def unexpected_error_response(error: Exception) -> Response:
+    """The answer to an exception nobody raised on purpose: a 500 that keeps its detail
+    in the log."""
+    logger.error("unexpected error", exc_info=error)
+    return error_response(500, "internal error; see the server log")
+
+
+def timed_json_response(body: Any, times: StageTimes | None) -> Response:
+    """`json_response`, its time added to the encode stage of `times`."""
+    if times is None:
+        return json_response(body)
+    started = perf_counter()
+    response = json_response(body)
+    times.add_encode(started)
+    return response
+
+
+def http_error_response(method: str, path: str, error: StarletteHTTPException) -> Response:
+    """The answer to an HTTP error of Starlette's (no route, wrong method, 413)."""
+    if error.status_code == 404:
+        message = f"no such route: {method} {path}"
+    elif error.status_code == 405:
+        message = f"method {method} is not allowed on {path}"
+    else:
+        message = str(error.detail)
+    return error_response(error.status_code, message, dict(error.headers or {}))
+
+
+@dataclass(frozen=True)
+class Served:
+    """What an app made by create_app serves, and the middleware it serves it through,
+    outermost first: what answers its requests outside its ASGI app (the Lambda direct
+    infer path) wraps itself in, so that they are answered as the app answers them."""
+
+    plane: DataPlane
+    middleware: list[Middleware]
+
+
+def served(app: FastAPI) -> Served:
+    found = app.state.served
+    assert isinstance(found, Served), "not an app made by create_app"
+    return found
+
+
 class BodyLimitMiddleware:
     """Refuse request bodies over `max_bytes` (by Content-Length, or while streaming).
 
@@ -171,6 +227,7 @@ def create_app(
     jobs for that service's model too; with `telemetry`, a record of every inference
     request (stage timings, status, size) for it."""
     plane = engines if isinstance(engines, DataPlane) else DataPlane(engines)
+    middleware = _middleware(plane, max_body_bytes, cors_allow_origin, telemetry)
     app = FastAPI(
         title="inferstack model server",
         version=__version__,
@@ -179,21 +236,11 @@ def create_app(
         redoc_url=None,
         # tritonclient posts its JSON without a Content-Type header, as Triton allows.
         strict_content_type=False,
+        middleware=middleware,
     )
     app.state.dataplane = plane
+    app.state.served = Served(plane, middleware)
     _add_error_handlers(app)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes)
-    if cors_allow_origin:
-        app.add_middleware(
-            CORSMiddleware,
-            allow_origins=[cors_allow_origin],
-            allow_methods=["GET", "POST", "OPTIONS"],
-            allow_headers=["content-type", "x-api-key", "authorization", "idempotency-key"],
-        )
-    if telemetry is not None:
-        # Outermost, so that the answers of the middlewares above (413s) are counted too.
-        versions = {name: engine.version for name, engine in plane.engines.items()}
-        app.add_middleware(RequestTelemetry, versions=versions, sink=telemetry)
 
     @app.get("/v2", summary="Server metadata")
     async def server_metadata() -> dict[str, Any]:
@@ -238,12 +285,7 @@ def create_app(
     ) -> Response:
         times: StageTimes | None = http.scope.get(SCOPE_KEY)
         body = await plane.infer(model_name, request, model_version, times)
-        if times is None:
-            return json_response(body)
-        started = perf_counter()
-        response = json_response(body)
-        times.add_encode(started)
-        return response
+        return timed_json_response(body, times)
 
     def enabled_jobs(model_name: str) -> Jobs:
         plane.engine(model_name)  # an unknown model is a 404 of its own
@@ -281,15 +323,32 @@ def create_app(
     return app
 
 
+def _middleware(
+    plane: DataPlane, max_body_bytes: int, cors_allow_origin: str | None, telemetry: Sink | None
+) -> list[Middleware]:
+    """The app's middleware, outermost first."""
+    middleware = []
+    if telemetry is not None:
+        # Outermost, so that the answers of the middlewares below (413s) are counted too.
+        versions = {name: engine.version for name, engine in plane.engines.items()}
+        middleware.append(Middleware(RequestTelemetry, versions=versions, sink=telemetry))
+    if cors_allow_origin:
+        middleware.append(
+            Middleware(
+                CORSMiddleware,
+                allow_origins=[cors_allow_origin],
+                allow_methods=["GET", "POST", "OPTIONS"],
+                allow_headers=["content-type", "x-api-key", "authorization", "idempotency-key"],
+            )
+        )
+    middleware.append(Middleware(BodyLimitMiddleware, max_bytes=max_body_bytes))
+    return middleware
+
+
 def _add_error_handlers(app: FastAPI) -> None:
     async def domain_error(_: Request, exc: Exception) -> Response:
         assert isinstance(exc, InferstackError)
-        status = status_for(exc)
-        if isinstance(exc, ServerBusy):  # backpressure, not a failure: no log line each
-            return error_response(status, str(exc), {"Retry-After": str(exc.retry_after)})
-        if status >= 500:
-            logger.error("inference failed: %s", exc, exc_info=exc)
-        return error_response(status, str(exc))
+        return domain_error_response(exc)
 
     async def validation_error(_: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
@@ -303,17 +362,10 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
-        if exc.status_code == 404:
-            message = f"no such route: {request.method} {request.url.path}"
-        elif exc.status_code == 405:
-            message = f"method {request.method} is not allowed on {request.url.path}"
-        else:
-            message = str(exc.detail)
-        return error_response(exc.status_code, message, dict(exc.headers or {}))
+        return http_error_response(request.method, request.url.path, exc)
 
     async def unexpected_error(_: Request, exc: Exception) -> Response:
-        logger.error("unexpected error", exc_info=exc)
-        return error_response(500, "internal error; see the server log")
+        return unexpected_error_response(exc)
 
     app.add_exception_handler(InferstackError, domain_error)
     app.add_exception_handler(RequestValidationError, validation_error)

@@ -90,9 +90,28 @@ class DataPlane:
         """Decode, run and encode one request (the engine validates the tensors as it runs);
         with `times`, how long each stage took.
 
-        Without a runner the engine runs inline: in Lambda one environment serves one
-        request at a time, so a thread hop would only add latency. With one, the runner
-        (the batcher) times pre-processing and inference itself.
+        A model with a runner (the container server's batcher) runs there, and the runner
+        times pre-processing and inference itself; one without runs inline.
+        """
+        runner = self._runners.get(name)
+        if runner is None:
+            return self.infer_inline(name, request, version, times)
+        started = perf_counter()
+        valid = self._decode(name, request, version)
+        if times is not None:
+            times.decode_ms = (perf_counter() - started) * 1000
+        outputs, parameters = await runner.infer(valid.inputs, valid.outputs)
+        return self._response(valid.engine, request, outputs, parameters, times)
+
+    def infer_inline(
+        self,
+        name: str,
+        request: InferenceRequest,
+        version: str | None = None,
+        times: StageTimes | None = None,
+    ) -> dict[str, Any]:
+        """`infer` in this thread, past any runner: in Lambda one environment serves one
+        request at a time, so a thread hop, or even the event loop, would only add latency.
         """
         started = perf_counter()
         valid = self._decode(name, request, version)
@@ -100,23 +119,28 @@ class DataPlane:
         decoded = perf_counter()
         if times is not None:
             times.decode_ms = (decoded - started) * 1000
-        runner = self._runners.get(engine.name)
-        if runner is None:
-            # Engine.infer_with_parameters' steps, apart so that each can be timed.
-            names = engine.resolve_outputs(valid.outputs)
-            feed, parameters = engine.prepare(valid.inputs)
-            prepared = perf_counter()
-            if times is not None:
-                times.preprocess_ms = (prepared - decoded) * 1000
-                times.batch_size = int(next(iter(feed.values())).shape[0])
-            outputs = engine.run(feed, names)
-            engine.check_outputs(outputs)
-            ran = perf_counter()
-            if times is not None:
-                times.infer_ms = (ran - prepared) * 1000
-        else:
-            outputs, parameters = await runner.infer(valid.inputs, valid.outputs)
-            ran = perf_counter()
+        # Engine.infer_with_parameters' steps, apart so that each can be timed.
+        names = engine.resolve_outputs(valid.outputs)
+        feed, parameters = engine.prepare(valid.inputs)
+        prepared = perf_counter()
+        if times is not None:
+            times.preprocess_ms = (prepared - decoded) * 1000
+            times.batch_size = int(next(iter(feed.values())).shape[0])
+        outputs = engine.run(feed, names)
+        engine.check_outputs(outputs)
+        if times is not None:
+            times.infer_ms = (perf_counter() - prepared) * 1000
+        return self._response(engine, request, outputs, parameters, times)
+
+    def _response(
+        self,
+        engine: Engine,
+        request: InferenceRequest,
+        outputs: Tensors,
+        parameters: dict[str, Any],
+        times: StageTimes | None,
+    ) -> dict[str, Any]:
+        started = perf_counter()
         response: dict[str, Any] = {
             "model_name": engine.name,
             "model_version": engine.version,
@@ -127,7 +151,7 @@ class DataPlane:
         if request.parameters or parameters:
             response["parameters"] = {**(request.parameters or {}), **parameters}
         if times is not None:
-            times.encode_ms = (perf_counter() - ran) * 1000
+            times.encode_ms = (perf_counter() - started) * 1000
         return response
 
     def _decode(self, name: str, request: InferenceRequest, version: str | None) -> ValidRequest:

@@ -66,14 +66,20 @@ def from_onnx_type(onnx_type: str) -> Datatype:
         ) from None
 
 
+# Every response output's datatype is looked up here: one dict lookup, not a scan.
+_BY_NUMPY: dict[np.dtype[np.generic], Datatype] = {
+    dtype: name for name, dtype in NUMPY_DTYPES.items() if name != "BYTES"
+}
+
+
 def from_numpy(dtype: np.dtype[np.generic]) -> Datatype:
     """Map a numpy dtype to an OIP datatype."""
     if dtype.kind in "OUS":
         return "BYTES"
-    for name, candidate in NUMPY_DTYPES.items():
-        if candidate == dtype:
-            return name
-    raise ValueError(f"numpy dtype {dtype} has no Open Inference Protocol datatype")
+    try:
+        return _BY_NUMPY[dtype]
+    except KeyError:
+        raise ValueError(f"numpy dtype {dtype} has no Open Inference Protocol datatype") from None
 
 
 def to_numpy(datatype: Datatype) -> np.dtype[np.generic]:

@@ -3,9 +3,12 @@
 A local directory (a layer under /opt included) is used in place. `s3://bucket/prefix`
 is downloaded at cold start to /tmp, once per execution environment: `manifest.json`
 first, then every file it lists, each checked against its sha256 while it streams.
-Only `s3:GetObject` is needed (no listing). Transient failures are retried with
-exponential backoff. Objects are read through an ObjectReader: for S3 that is
-`model_runtime.s3_reader`, the one module that knows botocore.
+A big file comes as parallel byte ranges (ranged GETs, sized from the manifest's
+`size`, so no HEAD): the ranges are hashed and written in order as they arrive, with at
+most `threads + 1` of them in memory. Only `s3:GetObject` is needed (no listing).
+Transient failures are retried with exponential backoff, a range on its own. Objects
+are read through an ObjectReader: for S3 that is `model_runtime.s3_reader`, the one
+module that knows botocore.
 """
 
 from __future__ import annotations
@@ -17,9 +20,12 @@ import random
 import shutil
 import tempfile
 import time
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
+from itertools import islice
 from pathlib import Path, PurePosixPath
 from typing import Protocol, TypeVar
 
@@ -51,6 +57,11 @@ class ObjectReader(Protocol):
 
     def stream(self, bucket: str, key: str, write: Callable[[bytes], object]) -> None:
         """The object, chunk by chunk, into `write`."""
+        ...
+
+    def read_range(self, bucket: str, key: str, start: int, end: int) -> bytes:
+        """Bytes `start` to `end` (exclusive) of the object; fewer where it ends sooner
+        (none when it ends before `start`)."""
         ...
 
 
@@ -92,12 +103,31 @@ class Retry:
         return random.uniform(ceiling / 2, ceiling)
 
 
+@dataclass(frozen=True)
+class Ranges:
+    """How a big file is fetched: `range_bytes` at a time on `threads` threads. A file
+    under two ranges takes one GET (a range costs a request)."""
+
+    range_bytes: int = 8 * 1024 * 1024
+    threads: int = 8
+
+    def spans(self, size: int) -> list[tuple[int, int]] | None:
+        """The (start, end) byte ranges of a file of `size`, or None for one GET."""
+        if size < 2 * self.range_bytes:
+            return None
+        return [
+            (start, min(start + self.range_bytes, size))
+            for start in range(0, size, self.range_bytes)
+        ]
+
+
 def materialize(
     uri: str,
     *,
     cache_dir: Path | None = None,
     reader: ObjectReader | None = None,
     retry: Retry | None = None,
+    ranges: Ranges | None = None,
     backend: str = "onnxruntime",
 ) -> Path:
     """The local artifact directory for `uri` (downloading s3:// URIs once, only the
@@ -110,7 +140,9 @@ def materialize(
     location = S3Location.parse(uri)
     if location is None:
         raise ArtifactError(f"model URI {uri!r} is not s3://<bucket>/<prefix>")
-    return download(location, cache_dir=cache_dir, reader=reader, retry=retry, backend=backend)
+    return download(
+        location, cache_dir=cache_dir, reader=reader, retry=retry, ranges=ranges, backend=backend
+    )
 
 
 def default_cache_dir() -> Path:
@@ -124,6 +156,7 @@ def download(
     cache_dir: Path | None = None,
     reader: ObjectReader | None = None,
     retry: Retry | None = None,
+    ranges: Ranges | None = None,
     backend: str = "onnxruntime",
 ) -> Path:
     """Download the artifact at `location` unless this environment already has it."""
@@ -132,7 +165,8 @@ def download(
     if (target / COMPLETE_MARKER).is_file():
         return target
     retry = retry or Retry()
-    reader = reader or S3Reader()
+    ranges = ranges or Ranges()
+    reader = reader or S3Reader(max_connections=ranges.threads)
     cache_dir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".download-", dir=cache_dir))
     try:
@@ -145,8 +179,22 @@ def download(
         for name in names:
             destination = staging / _safe_name(name, location)
             destination.parent.mkdir(parents=True, exist_ok=True)
-            sha256 = manifest.files[name].sha256
-            save = partial(_save, reader, location, name, destination, sha256)
+            entry = manifest.files[name]
+            spans = ranges.spans(entry.size)
+            if spans is None:
+                save = partial(_save, reader, location, name, destination, entry.sha256)
+            else:
+                fetch = partial(_fetch_range, reader, location, name, retry)
+                save = partial(
+                    _save_ranges,
+                    fetch,
+                    location,
+                    name,
+                    destination,
+                    entry.sha256,
+                    spans,
+                    ranges.threads,
+                )
             _with_retry(retry, location, name, save)
         (staging / COMPLETE_MARKER).write_text(str(location), encoding="utf-8")
         try:
@@ -155,11 +203,15 @@ def download(
             # Another process of this environment finished first; its copy is as good.
             if not (target / COMPLETE_MARKER).is_file():
                 raise
+        elapsed = time.perf_counter() - started
+        size = sum(manifest.files[name].size for name in names) + len(manifest_bytes)
         logger.info(
-            "downloaded %s (%d files) in %.2fs",
+            "downloaded %s (%d files, %.1f MB) in %.2fs (%.0f MB/s)",
             location,
             len(names) + 1,
-            time.perf_counter() - started,
+            size / 1e6,
+            elapsed,
+            size / 1e6 / elapsed if elapsed > 0 else 0.0,
         )
         return target
     finally:
@@ -190,12 +242,71 @@ def _save(reader: ObjectReader, location: S3Location, name: str, path: Path, sha
         raise
     except (ObjectReadError, OSError) as exc:
         raise ArtifactError(f"cannot download model file {location.url(name)}: {exc}") from exc
-    actual = digest.hexdigest()
-    if actual != sha256:
+    _check_digest(location, name, sha256, digest.hexdigest())
+
+
+def _save_ranges(
+    fetch: Callable[[tuple[int, int]], bytes],
+    location: S3Location,
+    name: str,
+    path: Path,
+    sha256: str,
+    spans: list[tuple[int, int]],
+    threads: int,
+) -> None:
+    """Fetch `spans` on `threads` threads; hash and write them in order as they arrive.
+
+    sha256 is sequential, so ranges are consumed in file order: at most `threads + 1`
+    are held (in flight, fetched and waiting, or being written), each written once, never
+    read back. A slow range holds the ones after it until it comes."""
+    digest = hashlib.sha256()
+    waiting = iter(spans)
+    with ThreadPoolExecutor(threads, thread_name_prefix="model-download") as pool:
+        pending: deque[Future[bytes]] = deque(
+            pool.submit(fetch, span) for span in islice(waiting, threads + 1)
+        )
+        try:
+            with open(path, "wb") as handle:
+                while pending:
+                    data = pending.popleft().result()
+                    digest.update(data)
+                    handle.write(data)
+                    del data  # before the next range can fill its place
+                    span = next(waiting, None)
+                    if span is not None:
+                        pending.append(pool.submit(fetch, span))
+        except OSError as exc:
+            raise ArtifactError(f"cannot download model file {location.url(name)}: {exc}") from exc
+        finally:
+            for future in pending:
+                future.cancel()
+    # An object shorter than the manifest says answers its last ranges short or empty:
+    # its hash then differs like any other corruption's.
+    _check_digest(location, name, sha256, digest.hexdigest())
+
+
+def _fetch_range(
+    reader: ObjectReader, location: S3Location, name: str, retry: Retry, span: tuple[int, int]
+) -> bytes:
+    """One range, its transient failures retried on their own."""
+
+    def read() -> bytes:
+        try:
+            return reader.read_range(location.bucket, location.key(name), *span)
+        except TransientReadError:
+            raise
+        except ObjectReadError as exc:
+            raise ArtifactError(f"cannot download model file {location.url(name)}: {exc}") from exc
+
+    return _with_retry(retry, location, name, read)
+
+
+def _check_digest(location: S3Location, name: str, expected: str, actual: str) -> None:
+    if actual != expected:
         # A cut-off transfer looks like this too, so it is tried again before giving up.
         raise ArtifactIntegrityError(
             f"model file {location.url(name)} is corrupt or was modified:"
-            f" sha256 expected {sha256}, actual {actual}"
+            f" sha256 expected {expected}, actual {actual}"
         )
 
 

@@ -72,6 +72,15 @@ class Evaluation(_Strict):
     accuracy: float
 
 
+class PromotionGate(_Strict):
+    """How close a new version's outputs must stay to the live one's before `inferstack
+    promote` moves traffic to it: top-1 agreement (classifiers) or the smallest row-wise
+    cosine (embeddings), on the same requests."""
+
+    metric: Literal["top1_agreement", "min_cosine"]
+    minimum: float = Field(ge=0.0, le=1.0)
+
+
 class QuantizationReport(_Strict):
     """How an int8 artifact was made; its `parity` is measured against the fp32 model."""
 
@@ -80,17 +89,24 @@ class QuantizationReport(_Strict):
     source_sha256: str
     top1_agreement: float | None = None
     accuracy_fp32: float | None = None
-    # Nodes left in fp32 because int8 hurt them most (see ModelSpec.int8_keep_fp32).
+    # The fewest nodes left in fp32 (by name) that the search found to meet `gate`
+    # against the fp32 model; `gate_measured` is the value the artifact reached.
     kept_fp32: list[str] = Field(default_factory=list)
+    gate: PromotionGate | None = None
+    gate_measured: float | None = None
+    # Candidate graphs quantized and measured to find `kept_fp32`.
+    search_evaluations: int | None = None
 
 
-class PromotionGate(_Strict):
-    """How close a new version's outputs must stay to the live one's before `inferstack
-    promote` moves traffic to it: top-1 agreement (classifiers) or the smallest row-wise
-    cosine (embeddings), on the same requests."""
+class OptimizationReport(_Strict):
+    """How the exported graph was optimized before parity: onnxruntime's transformer
+    optimizer, and how many of each fused op it made."""
 
-    metric: Literal["top1_agreement", "min_cosine"]
-    minimum: float = Field(ge=0.0, le=1.0)
+    method: Literal["onnxruntime-transformers"]
+    model_type: str
+    opt_level: int
+    fused_ops: dict[str, int]
+    onnxruntime_version: str
 
 
 class SourceInfo(_Strict):
@@ -136,6 +152,8 @@ class Manifest(_Strict):
     max_batch_size: int = Field(ge=1)
     allow_non_finite: bool = False
     parity: ParityReport
+    # Absent for graphs exported as torch.onnx wrote them (no transformer optimizer).
+    optimization: OptimizationReport | None = None
     quantization: QuantizationReport | None = None
     evaluation: Evaluation | None = None
     labels: list[str] | None = None

@@ -7,6 +7,7 @@ https://kserve.github.io/website/latest/modelserving/data_plane/v2_protocol/
 from __future__ import annotations
 
 import math
+from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -129,7 +130,7 @@ def decode_input(tensor: RequestInput) -> np.ndarray[Any, Any]:
         # numpy reads [0, 2**63] as float64 and [-1, 2**64] as object: no numpy integer
         # type holds both. Keep such integers exact, as Python ints, for the range check.
         exact = np.asarray(tensor.data, dtype=object)
-        if all(type(value) is int for value in exact.flat):
+        if _types(exact) == {int}:
             raw, exact_integers = exact, True
     allowed = {"BOOL": "b", "FP16": _FLOAT_KINDS, "FP32": _FLOAT_KINDS, "FP64": _FLOAT_KINDS}
     kinds = allowed.get(tensor.datatype, _INTEGER_KINDS)
@@ -150,17 +151,30 @@ def decode_input(tensor: RequestInput) -> np.ndarray[Any, Any]:
 
 
 def _decode_bytes(tensor: RequestInput, expected: int) -> np.ndarray[Any, Any]:
-    flat = _flatten(tensor.data)
-    if flat is None:
+    # numpy takes strings as scalars: nested lists of them become an array of their
+    # shape, ragged ones an array of lists.
+    array = np.array(tensor.data, dtype=object)
+    types = _types(array)
+    if list in types:
+        raise InvalidInput(
+            f"input {tensor.name!r} data is ragged: nested lists must all have the same length"
+        )
+    if types - {str}:
         raise InvalidInput(
             f"input {tensor.name!r} is BYTES: data must be strings (flat or nested lists)"
         )
-    if len(flat) != expected:
+    if array.size != expected:
         raise InvalidInput(
             f"input {tensor.name!r} has shape {tensor.shape}, which needs {expected} values,"
-            f" but data has {len(flat)}"
+            f" but data has {array.size}"
         )
-    return _reshape(np.array(flat, dtype=object), tensor)
+    return _reshape(array, tensor)
+
+
+def _types(array: np.ndarray[Any, Any]) -> set[type]:
+    """The Python types of an object array's items (map and set run in C: no Python
+    loop per item)."""
+    return set(map(type, array.flat))
 
 
 def _reshape(array: np.ndarray[Any, Any], tensor: RequestInput) -> np.ndarray[Any, Any]:
@@ -172,28 +186,6 @@ def _reshape(array: np.ndarray[Any, Any], tensor: RequestInput) -> np.ndarray[An
         raise InvalidInput(
             f"input {tensor.name!r} has shape {tensor.shape}, whose dimensions are too large"
         ) from None
-
-
-def _flatten(data: list[Any]) -> list[str] | None:
-    """Flatten nested lists of strings; None when anything else is inside."""
-    flat: list[str] = []
-    stack = [iter(data)]
-    while stack:
-        item = next(stack[-1], _END)
-        if item is _END:
-            stack.pop()
-        elif isinstance(item, list):
-            if len(stack) > 32:
-                return None
-            stack.append(iter(item))
-        elif isinstance(item, str):
-            flat.append(item)
-        else:
-            return None
-    return flat
-
-
-_END = object()
 
 
 def _describe_kind(array: np.ndarray[Any, Any]) -> str:
@@ -218,11 +210,19 @@ def decode_request(request: InferenceRequest) -> dict[str, np.ndarray[Any, Any]]
 def encode_output(name: str, array: np.ndarray[Any, Any]) -> dict[str, Any]:
     """One response output as a plain dict (ready for json.dumps), data row-major flat."""
     datatype = from_numpy(array.dtype)
-    if datatype == "BYTES":
-        data: list[Any] = [
-            item.decode("utf-8", "replace") if isinstance(item, bytes) else str(item)
-            for item in array.ravel()
-        ]
-    else:
-        data = array.ravel().tolist()
+    data = _json_strings(array) if datatype == "BYTES" else array.ravel().tolist()
     return {"name": name, "datatype": datatype, "shape": list(array.shape), "data": data}
+
+
+def _json_strings(array: np.ndarray[Any, Any]) -> list[Any]:
+    """BYTES items as JSON strings: bytes decoded as UTF-8 (what is not UTF-8 replaced),
+    anything else as its str; mapped in C, without a Python loop per item."""
+    flat = array.ravel().astype(object, copy=False)
+    items: list[Any] = flat.tolist()
+    if set(map(type, items)) <= {str}:  # what onnxruntime returns
+        return items
+    is_bytes = np.fromiter(map(isinstance, items, repeat(bytes)), bool, len(items))
+    texts = np.empty(len(items), dtype=object)
+    texts[is_bytes] = list(map(bytes.decode, flat[is_bytes], repeat("utf-8"), repeat("replace")))
+    texts[~is_bytes] = list(map(str, flat[~is_bytes]))
+    return list(texts.tolist())

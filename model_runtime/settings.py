@@ -77,15 +77,21 @@ class RuntimeSettings:
         gets the time of each (fetch and verification are "artifact", the rest "session")."""
         backend = (options or BackendOptions()).backend
         timer = cold_start if cold_start is not None else ColdStart()
-        downloaded = [materialize(uri, backend=backend) for uri in self.model_uris]
+        # An s3:// artifact is hashed as it downloads, into this environment's /tmp (only
+        # a directory whose every file matched is kept): verified, not hashed again.
+        downloaded = [
+            (materialize(uri, backend=backend), S3Location.parse(uri) is not None)
+            for uri in self.model_uris
+        ]
         timer.add("artifact")
         engines = []
-        for directory in [*self.model_dirs, *downloaded]:
+        for directory, verified in [*((path, False) for path in self.model_dirs), *downloaded]:
             engine = Engine.load(
                 directory,
                 threads=self.threads,
                 options=options,
                 on_verified=lambda: timer.add("artifact"),
+                verified=verified,
             )
             timer.add("session")
             engines.append(engine)

@@ -5,6 +5,7 @@ Set the values below to your account's before `pulumi up -s prod`.
 """
 
 from stacks.schema import (
+    AlarmRollbackConfig,
     AlarmSubscription,
     ApiConfig,
     ApiKeys,
@@ -59,6 +60,9 @@ STACK = StackConfig(
         ModelConfig(
             name="digits",
             delivery="layer",
+            # `inferstack promote` shifts 10 % for 10 minutes, then the rest; the 5xx and
+            # p99 alarms roll it back (CodeDeploy).
+            alarm_rollback=AlarmRollbackConfig(traffic="canary", percent=10, interval_minutes=10),
             lambda_=LambdaConfig(
                 memory_mb=2048,
                 timeout_s=15,

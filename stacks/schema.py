@@ -299,7 +299,10 @@ class LambdaConfig(BaseModel):
     timeout_s: Annotated[int, _in_range(1, 900, "s")] = 10
     architecture: Literal["x86_64", "arm64"] = "x86_64"
     runtime: Literal["python3.11", "python3.12", "python3.13"] = "python3.12"
-    ephemeral_storage_mb: Annotated[int, _in_range(512, 10240, "MB")] = 512
+    # /tmp. None: Lambda's 512 MB for a model in a layer; for one delivered from S3, sized
+    # from its files (with headroom) when it is packaged. A set value too small for an
+    # S3-delivered model is refused, naming this field and the size it needs.
+    ephemeral_storage_mb: Annotated[int, _in_range(512, 10240, "MB")] | None = None
     # None leaves the function on the account's unreserved pool.
     reserved_concurrency: Annotated[int, _at_least(1)] | None = None
     provisioned: ProvisionedConcurrency | None = None
@@ -357,6 +360,22 @@ class CanaryConfig(BaseModel):
                 " (remove `canary` to move all traffic with the deploy)"
             )
         return self
+
+
+class AlarmRollbackConfig(BaseModel):
+    """Traffic moves through CodeDeploy (AWS only): a deployment shifts the `live` alias
+    to the new version in steps (`traffic`: "canary" sends `percent` % first, the rest
+    after `interval_minutes`; "linear" adds `percent` % every `interval_minutes`;
+    "all_at_once") while the model's 5xx-rate and p99-latency alarms watch it, and
+    CodeDeploy moves the alias back when one goes to ALARM or the deployment fails.
+    Deploys then publish versions without moving `live`: `inferstack promote` starts
+    the deployment."""
+
+    model_config = _config("alarm_rollback")
+
+    traffic: Literal["canary", "linear", "all_at_once"] = "canary"
+    percent: Annotated[int, _in_range(1, 99, "%")] = 10
+    interval_minutes: Annotated[int, _at_least(1, "minutes")] = 5
 
 
 # --- jobs and batches (event-driven inference) ---------------------------------------
@@ -591,7 +610,9 @@ class ModelConfig(BaseModel):
     artifact: str | None = None
     # "layer": the model ships as a Lambda layer under /opt/models/<name> (MODEL_DIR);
     # "s3": the function downloads it from the artifact bucket at cold start (MODEL_URI).
-    delivery: Literal["layer", "s3"] = "layer"
+    # None: planned when it is packaged: a layer when it fits Lambda's 250 MB with the
+    # code and runtime layer, else S3.
+    delivery: Literal["layer", "s3"] | None = None
     # Written `lambda_` in Python; `lambda` in dicts, JSON and error paths.
     lambda_: LambdaConfig | None = Field(
         default=None,
@@ -609,6 +630,8 @@ class ModelConfig(BaseModel):
     batch: BatchConfig | None = None
     # Weighted routing on the `live` alias between a published version and this deploy's.
     canary: CanaryConfig | None = None
+    # Promotions through CodeDeploy, rolled back by the model's alarms (AWS stacks only).
+    alarm_rollback: AlarmRollbackConfig | None = None
 
     @model_validator(mode="after")
     def _served_somewhere(self) -> ModelConfig:
@@ -620,12 +643,18 @@ class ModelConfig(BaseModel):
             ("async", self.async_),
             ("batch", self.batch),
             ("canary", self.canary),
+            ("alarm_rollback", self.alarm_rollback),
         ):
             if value is not None and self.lambda_ is None:
                 raise _fail(
                     f"models[{self.name}].{section} needs lambda_ serving: jobs, batches and"
                     " canaries run on the model's Lambda function"
                 )
+        if self.canary is not None and self.alarm_rollback is not None:
+            raise _fail(
+                f"models[{self.name}]: canary and alarm_rollback both set; allowed one: with"
+                " alarm_rollback, CodeDeploy sets the alias's weights (alarm_rollback.percent)"
+            )
         if self.batch is not None and self.async_ is None:
             raise _fail(
                 f"models[{self.name}].batch needs models[{self.name}].async: a batch's chunks "
@@ -738,6 +767,12 @@ class StackConfig(BaseModel):
                     f"API Gateway's integration timeout of {limit} s; allowed ≤ {limit} s "
                     "(raise api.integration_timeout_s after an AWS quota increase)"
                 )
+        watched = [model.name for model in self.models if model.alarm_rollback is not None]
+        if watched and self.target.kind != "aws":
+            raise _fail(
+                f"models[{watched[0]}].alarm_rollback needs CodeDeploy, which LocalStack's"
+                " community edition does not emulate; allowed on target kind 'aws' only"
+            )
         gpu = [model.name for model in self.models if model.gpu is not None]
         if gpu and self.kubernetes is None:
             raise _fail(

@@ -1,6 +1,7 @@
 """The one Lambda entry point: SQS records to the worker, S3 records to the batches,
 requests for another version of the model to that Lambda version (the version router),
-everything else (API Gateway) to the HTTP app through Mangum."""
+plain inference requests to the direct infer path, everything else (API Gateway) to the
+HTTP app through Mangum."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from model_runtime.app import create_app
 from model_runtime.dataplane import DataPlane
 from model_runtime.events.aws import S3ObjectStore, SqsQueue
 from model_runtime.events.batches import Batches
+from model_runtime.events.direct_infer import DirectInfer
 from model_runtime.events.jobs import Jobs
 from model_runtime.events.settings import JobsSettings
 from model_runtime.events.worker import Worker
@@ -47,6 +49,7 @@ class LambdaEntry:
         self._loop = asyncio.new_event_loop()
         asyncio.set_event_loop(self._loop)
         self.http = Mangum(app, lifespan="off")
+        self.direct = DirectInfer(app, self.http)
 
     @classmethod
     def from_settings(
@@ -107,6 +110,10 @@ class LambdaEntry:
             if answer is not None:
                 return answer
         asyncio.set_event_loop(self._loop)  # ours, whatever ran since
+        if isinstance(event, dict):
+            answer = self.direct(event, context)
+            if answer is not None:
+                return answer
         return self.http(event, context)
 
     async def _uploads(self, records: list[dict[str, Any]]) -> None:

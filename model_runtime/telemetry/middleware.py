@@ -13,15 +13,24 @@ from model_runtime.telemetry.record import RequestRecord, Sink
 from model_runtime.telemetry.stages import SCOPE_KEY, StageTimes
 
 
-def model_of(path: str) -> str | None:
-    """The model an inference path names: /v2/models/<m>/infer or
-    /v2/models/<m>/versions/<v>/infer."""
+def infer_route(path: str) -> tuple[str, str | None] | None:
+    """(model, version or None) of an inference path, /v2/models/<m>/infer or
+    /v2/models/<m>/versions/<v>/infer, the segments as they are (empty ones too, which
+    no route matches); None for any other path."""
     parts = path.split("/")
     if parts[1:3] != ["v2", "models"] or parts[-1] != "infer":
         return None
-    if len(parts) == 5 or (len(parts) == 7 and parts[4] == "versions"):
-        return parts[3]
+    if len(parts) == 5:
+        return parts[3], None
+    if len(parts) == 7 and parts[4] == "versions":
+        return parts[3], parts[5]
     return None
+
+
+def model_of(path: str) -> str | None:
+    """The model an inference path names."""
+    route = infer_route(path)
+    return route[0] if route is not None else None
 
 
 class RequestTelemetry:

@@ -10,10 +10,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from model_build.errors import ExportError
-from model_build.quantize import quantize_artifact
 from model_build.reference_models.minilm import MAX_TOKENS, reference_embeddings
-from model_build.spec import ModelSpec
 from model_runtime.app import create_app
 from model_runtime.engine import Engine
 from model_runtime.manifest import Manifest
@@ -130,17 +127,9 @@ def test_int8_keeps_its_tokenizer_and_records_what_stayed_fp32(minilm_int8_dir: 
     manifest = Manifest.load(minilm_int8_dir)
     assert manifest.preprocessing is not None and "tokenizer.json" in manifest.files
     assert manifest.quantization is not None
-    assert any("intermediate" in name for name in manifest.quantization.kept_fp32)
-
-
-def test_quantize_rejects_a_keep_pattern_that_matches_nothing(
-    minilm_spec: ModelSpec, minilm_dir: Path, tmp_path: Path
-) -> None:
-    from dataclasses import replace
-
-    spec = replace(minilm_spec, int8_keep_fp32=["/layer.99/"])
-    with pytest.raises(ExportError, match=r"layer\.99.*match no node"):
-        quantize_artifact(minilm_dir, tmp_path / "x", spec)
+    # Which nodes stay fp32 is searched for (tests/integration/model_build/
+    # test_minilm_optimized.py checks the search); the result is recorded.
+    assert manifest.quantization.kept_fp32
 
 
 def test_a_manifest_without_preprocessing_still_loads(digits_dir: Path) -> None:

@@ -4,6 +4,7 @@ artifact it came from."""
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,7 @@ from model_build.quantize import quantize_artifact
 from model_build.spec import ModelSpec
 from model_runtime.engine import Engine
 from model_runtime.errors import ArtifactIntegrityError
-from model_runtime.manifest import Manifest, sha256_file, verify_artifact
+from model_runtime.manifest import Manifest, PromotionGate, sha256_file, verify_artifact
 
 
 def test_int8_manifest_reports_quantization(digits_dir: Path, digits_int8_dir: Path) -> None:
@@ -31,6 +32,9 @@ def test_int8_manifest_reports_quantization(digits_dir: Path, digits_int8_dir: P
     assert report.per_channel is True
     assert report.source_sha256 == fp32.files["model.onnx"].sha256
     assert report.top1_agreement is not None and report.top1_agreement >= 0.97
+    # The default gate for a classifier with a held-out set, met as measured.
+    assert report.gate == PromotionGate(metric="top1_agreement", minimum=0.97)
+    assert report.gate_measured == report.top1_agreement
     assert fp32.evaluation is not None
     assert report.accuracy_fp32 == fp32.evaluation.accuracy
 
@@ -81,12 +85,19 @@ def test_int8_artifact_verifies_and_agrees_with_fp32(
     assert agreement == pytest.approx(manifest.quantization.top1_agreement)  # type: ignore[union-attr]
 
 
-def test_agreement_under_the_minimum_fails(
+def test_a_gate_int8_cannot_meet_fails(
     digits_dir: Path, digits_spec: ModelSpec, tmp_path: Path
 ) -> None:
+    # digits int8 agrees with fp32 on every held-out sample, so no agreement gate fails
+    # (the tiny model's unit test checks that message): a min cosine of 1 cannot be met.
     out = tmp_path / "digits-int8"
-    with pytest.raises(ExportError, match=r"agrees with fp32 on only .* of 360 held-out samples"):
-        quantize_artifact(digits_dir, out, digits_spec, min_top1_agreement=1.01)
+    spec = replace(digits_spec, quantization_gate=PromotionGate(metric="min_cosine", minimum=1))
+    with pytest.raises(
+        ExportError,
+        match=r"int8 'digits' reaches a min cosine of only 0\.\d+ against fp32 \(need 1\)"
+        r" at best \(0 of \d+ weight nodes kept in fp32; 1 candidate graph\(s\) measured\)",
+    ):
+        quantize_artifact(digits_dir, out, spec, max_evaluations=1)
     assert list(tmp_path.iterdir()) == []
 
 

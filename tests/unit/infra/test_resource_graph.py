@@ -30,6 +30,7 @@ COMPONENTS = {
     "inferstack:index:InferenceApi",
     "inferstack:index:GpuEndpoint",
     "inferstack:index:Monitoring",
+    "inferstack:index:AliasDeployments",
 }
 
 

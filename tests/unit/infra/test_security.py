@@ -122,7 +122,11 @@ def test_trust_policies_name_one_principal_each(stack: Evaluation) -> None:
         (statement,) = json.loads(role.inputs["assumeRolePolicy"])["Statement"]
         principal = statement["Principal"]
         if "Service" in principal:
-            assert principal["Service"] in {"lambda.amazonaws.com", "apigateway.amazonaws.com"}
+            assert principal["Service"] in {
+                "lambda.amazonaws.com",
+                "apigateway.amazonaws.com",
+                "codedeploy.amazonaws.com",
+            }
             assert statement["Action"] == "sts:AssumeRole"
         else:
             # IRSA: only the endpoint's own service account may assume the pod role.

@@ -1,10 +1,18 @@
-"""Lambda's limits: ≤ 5 layers, ≤ 250 MB unzipped, zips over 50 MB through S3."""
+"""Lambda's limits: ≤ 5 layers, ≤ 250 MB unzipped, zips over 50 MB through S3; a model
+over the layer budget planned to S3, with /tmp sized from its files."""
 
 from __future__ import annotations
 
 import pytest
 
-from layers.budget import MAX_UNZIPPED_BYTES, Part, check_budget
+from layers.budget import (
+    MAX_UNZIPPED_BYTES,
+    Part,
+    check_budget,
+    check_ephemeral_storage,
+    ephemeral_storage_mb,
+    plan_delivery,
+)
 from layers.errors import BudgetError
 
 MB = 1_048_576
@@ -53,3 +61,43 @@ def test_more_than_five_layers_fails() -> None:
 def test_a_zip_over_50_mb_goes_through_s3() -> None:
     assert Part("big", "layer", 51 * MB, 80 * MB).upload == "via S3 (zip > 50 MB)"
     assert Part("small", "layer", 49 * MB, 80 * MB).upload == "direct"
+
+
+def code_parts() -> list[Part]:
+    return parts(0)[:2]
+
+
+def test_a_model_that_fits_is_planned_into_a_layer() -> None:
+    assert plan_delivery(code_parts(), 36 * MB) == "layer"
+    room = MAX_UNZIPPED_BYTES - sum(part.unzipped_bytes for part in code_parts())
+    assert plan_delivery(code_parts(), room) == "layer"
+
+
+def test_a_model_over_the_layer_budget_is_planned_to_s3() -> None:
+    # fp32 BERT-base: ~440 MB, over 250 MB with nothing else.
+    assert plan_delivery(code_parts(), 440 * MB) == "s3"
+    room = MAX_UNZIPPED_BYTES - sum(part.unzipped_bytes for part in code_parts())
+    assert plan_delivery(code_parts(), room + 1) == "s3"
+    # No sixth layer either.
+    many = [Part(f"layer-{i}", "layer", MB, MB) for i in range(5)]
+    assert plan_delivery([Part("function code", "function", MB, MB), *many], MB) == "s3"
+
+
+def test_ephemeral_storage_is_sized_from_an_s3_models_files() -> None:
+    assert ephemeral_storage_mb("layer", 200 * MB) == 512
+    # Small models: Lambda's default is enough.
+    assert ephemeral_storage_mb("s3", 100 * MB) == 512
+    # fp32 BERT-base, 420 MiB: files + 20 % + 64 MB.
+    assert ephemeral_storage_mb("s3", 420 * MB) == 568
+    assert ephemeral_storage_mb("s3", 420 * MB + 1) == 569
+
+
+def test_a_requested_ephemeral_storage_is_kept_when_it_is_enough() -> None:
+    field = "models[bert-base].lambda.ephemeral_storage_mb"
+    assert check_ephemeral_storage(None, 568, field) == 568
+    assert check_ephemeral_storage(568, 568, field) == 568
+    assert check_ephemeral_storage(2048, 568, field) == 2048
+    with pytest.raises(BudgetError) as caught:
+        check_ephemeral_storage(512, 568, field)
+    assert str(caught.value).startswith(f"{field}: 512 MB is too small")
+    assert "needs ≥ 568 MB" in str(caught.value)

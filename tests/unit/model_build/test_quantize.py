@@ -15,11 +15,11 @@ from model_build.quantize import quantize_artifact
 from model_build.spec import EvalData, ModelSpec
 from model_runtime.engine import Engine
 from model_runtime.errors import ArtifactIntegrityError
-from model_runtime.manifest import Manifest, verify_artifact
+from model_runtime.manifest import Manifest, PromotionGate, verify_artifact
 from tests.support.tiny_model import reference_outputs, tiny_images
 
 
-def tiny_spec(eval_data: EvalData | None = None, keep_fp32: list[str] | None = None) -> ModelSpec:
+def tiny_spec(eval_data: EvalData | None = None, gate: PromotionGate | None = None) -> ModelSpec:
     # Quantization reads only the inputs and the eval set: no module is needed.
     return ModelSpec(
         name="tiny",
@@ -28,7 +28,7 @@ def tiny_spec(eval_data: EvalData | None = None, keep_fp32: list[str] | None = N
         output_names=["probabilities", "label"],
         eval_data=eval_data,
         classifier_output="probabilities" if eval_data is not None else None,
-        int8_keep_fp32=keep_fp32 or [],
+        quantization_gate=gate,
     )
 
 
@@ -50,6 +50,10 @@ def test_int8_copy_of_the_tiny_model(tiny_dir: Path, tmp_path: Path) -> None:
     assert report is not None and report.method == "dynamic-int8"
     assert report.source_sha256 == fp32.files["model.onnx"].sha256
     assert report.top1_agreement is None  # no held-out set given
+    # The default gate for a model without one: min cosine on its example inputs.
+    assert report.gate == PromotionGate(metric="min_cosine", minimum=0.98)
+    assert report.gate_measured is not None and report.gate_measured >= 0.98
+    assert (report.kept_fp32, report.search_evaluations) == ([], 1)
     assert manifest.parity.reference == f"fp32 model.onnx (sha256 {report.source_sha256})"
     verify_artifact(out, manifest)
     graph = onnx.load(str(out / "model.onnx")).graph
@@ -64,19 +68,28 @@ def test_agreement_is_measured_on_the_held_out_set(tiny_dir: Path, tmp_path: Pat
     assert report is not None and report.top1_agreement is not None
     assert evaluation is not None and evaluation.samples == 64
     assert 0.0 <= report.top1_agreement <= 1.0
+    # A classifier with a held-out set: top-1 agreement, at the default minimum.
+    assert report.gate == PromotionGate(metric="top1_agreement", minimum=0.97)
+    assert report.gate_measured == report.top1_agreement
 
 
 def test_agreement_under_the_minimum_fails(tiny_dir: Path, tmp_path: Path) -> None:
-    with pytest.raises(ExportError, match=r"agrees with fp32 on only .* of 64 held-out samples"):
-        quantize_artifact(
-            tiny_dir, tmp_path / "tiny-int8", tiny_spec(held_out()), min_top1_agreement=1.01
-        )
+    # The tiny model's one MatMul has no name, so it cannot be kept in fp32: all is int8.
+    gate = PromotionGate(metric="top1_agreement", minimum=1.0)
+    with pytest.raises(
+        ExportError,
+        match=r"agrees with fp32 on only .* of 64 held-out samples \(need 100%\) at best"
+        r" \(0 of 0 weight nodes kept in fp32; 1 candidate graph\(s\) measured\)",
+    ):
+        quantize_artifact(tiny_dir, tmp_path / "tiny-int8", tiny_spec(held_out(), gate))
     assert list(tmp_path.iterdir()) == []
 
 
-def test_a_keep_fp32_pattern_must_match_a_node(tiny_dir: Path, tmp_path: Path) -> None:
-    with pytest.raises(ExportError, match=r"\['no-such-node'\] match no node of model\.onnx"):
-        quantize_artifact(tiny_dir, tmp_path / "out", tiny_spec(keep_fp32=["no-such-node"]))
+def test_a_min_cosine_it_cannot_reach_names_the_best_value(tiny_dir: Path, tmp_path: Path) -> None:
+    gate = PromotionGate(metric="min_cosine", minimum=1.0)
+    with pytest.raises(ExportError, match=r"reaches a min cosine of only 0\.\d{4} against fp32"):
+        quantize_artifact(tiny_dir, tmp_path / "tiny-int8", tiny_spec(gate=gate))
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_tampered_source_is_refused(tiny_dir: Path, tmp_path: Path) -> None:

@@ -1,4 +1,6 @@
-"""MODEL_URI delivery: local dirs in place; s3:// downloaded once, verified, retried.
+"""MODEL_URI delivery: local dirs in place; s3:// downloaded once, verified, retried; big
+files as parallel ranged GETs (hashed in order as they arrive, a range retried on its own,
+at most `threads + 1` ranges held), small ones as one GET.
 
 Delivery runs over a fake ObjectReader here; the botocore adapter (S3Reader) is tested
 against real botocore clients whose requests botocore's Stubber answers (no network).
@@ -9,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import shutil
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -25,7 +28,9 @@ from botocore.exceptions import (
 from botocore.response import StreamingBody
 from botocore.stub import Stubber
 
-from model_runtime.delivery import Retry, S3Location, materialize
+import model_runtime.engine
+import model_runtime.settings
+from model_runtime.delivery import Ranges, Retry, S3Location, materialize
 from model_runtime.engine import Engine
 from model_runtime.errors import (
     ArtifactError,
@@ -73,8 +78,23 @@ class FakeReader:
         for start in range(0, len(data), 1024):
             write(data[start : start + 1024])
 
-    def _get(self, bucket: str, key: str) -> tuple[bytes, CutOff | None]:
-        """The object, and the cut-off scripted for this call, if any."""
+    def read_range(self, bucket: str, key: str, start: int, end: int) -> bytes:
+        data, cut = self._get(bucket, key, start)
+        if cut is not None:
+            raise TransientReadError("connection dropped")
+        return data[start:end]
+
+    def _get(self, bucket: str, key: str, start: int | None = None) -> tuple[bytes, CutOff | None]:
+        """The object, and the cut-off scripted for this call, if any; a range's failures
+        are scripted under `key@start`."""
+        if start is not None:
+            key_or_range = f"{key}@{start}"
+            self.calls.append(key_or_range)
+            pending = self.failures.get(key_or_range, [])
+            failure = pending.pop(0) if pending else None
+            if isinstance(failure, ObjectReadError):
+                raise failure
+            return self.objects[key], failure
         self.calls.append(key)
         assert bucket == BUCKET
         pending = self.failures.get(key, [])
@@ -231,6 +251,29 @@ def test_model_uri_in_settings(tiny_dir: Path, tmp_path: Path) -> None:
     assert engine.name == "tiny"
 
 
+def test_a_downloaded_artifact_is_not_hashed_twice(
+    reader: FakeReader, tiny_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Delivery hashed every file as it came; a local directory is still verified."""
+    cache = tmp_path / "cache"
+    monkeypatch.setattr(
+        model_runtime.settings,
+        "materialize",
+        lambda uri, backend: materialize(uri, cache_dir=cache, reader=reader, backend=backend),
+    )
+    verified: list[Path] = []
+    verify = model_runtime.engine.verify_artifact
+    monkeypatch.setattr(
+        model_runtime.engine,
+        "verify_artifact",
+        lambda directory, *args: verified.append(directory) or verify(directory, *args),
+    )
+    engines = RuntimeSettings.from_env({"MODEL_URI": f"{URI},{tiny_dir}"}).load_engines()
+    assert [engine.name for engine in engines] == ["tiny", "tiny"]
+    assert verified == [tiny_dir]
+    assert engines[0].directory.parent == cache
+
+
 def test_s3_location_parsing() -> None:
     assert S3Location.parse("s3://b/p/q/") == S3Location("b", "p/q")
     assert S3Location.parse("s3://b") is None and S3Location.parse("/opt/x") is None
@@ -370,3 +413,138 @@ def test_delivery_through_the_s3_reader(
     directory = materialize(URI, cache_dir=tmp_path, reader=S3Reader(client), retry=retry)
     assert (directory / "model.onnx").read_bytes() == objects[MODEL_KEY]
     assert len(delays) == 1
+
+
+# --- ranged downloads -------------------------------------------------------------
+
+RANGE = 256
+
+
+def range_calls(reader: FakeReader) -> list[int]:
+    return sorted(int(call.rpartition("@")[2]) for call in reader.calls if "@" in call)
+
+
+def starts(size: int) -> list[int]:
+    return list(range(0, size, RANGE))
+
+
+def test_ranges_split_a_file_and_leave_small_ones_whole() -> None:
+    ranges = Ranges(range_bytes=10, threads=2)
+    assert ranges.spans(19) is None
+    assert ranges.spans(20) == [(0, 10), (10, 20)]
+    assert ranges.spans(25) == [(0, 10), (10, 20), (20, 25)]
+
+
+def test_a_big_file_is_downloaded_in_ranges_and_loads(
+    reader: FakeReader, tmp_path: Path, tiny_engine: Engine
+) -> None:
+    size = len(reader.objects[MODEL_KEY])
+    assert size > 4 * RANGE  # several ranges, a short last one
+    retry, delays = no_sleep()
+    directory = materialize(
+        URI, cache_dir=tmp_path, reader=reader, retry=retry, ranges=Ranges(RANGE, threads=3)
+    )
+    assert (directory / "model.onnx").read_bytes() == reader.objects[MODEL_KEY]
+    # The manifest is one GET; the model only ranges, each once.
+    assert [call for call in reader.calls if "@" not in call] == [MANIFEST_KEY]
+    assert range_calls(reader) == starts(size)
+    assert Engine.load(directory).manifest == tiny_engine.manifest
+    assert delays == []
+
+
+def test_a_range_is_retried_on_its_own(reader: FakeReader, tmp_path: Path) -> None:
+    second = f"{MODEL_KEY}@{RANGE}"
+    reader.failures[second] = [TransientReadError("SlowDown"), TransientReadError("reset")]
+    retry, delays = no_sleep()
+    directory = materialize(
+        URI, cache_dir=tmp_path, reader=reader, retry=retry, ranges=Ranges(RANGE, threads=2)
+    )
+    assert (directory / "model.onnx").read_bytes() == reader.objects[MODEL_KEY]
+    size = len(reader.objects[MODEL_KEY])
+    assert range_calls(reader) == sorted([*starts(size), RANGE, RANGE])
+    assert len(delays) == 2
+
+
+def test_a_range_that_keeps_failing_names_the_file(reader: FakeReader, tmp_path: Path) -> None:
+    reader.failures[f"{MODEL_KEY}@0"] = [TransientReadError("SlowDown")] * 4
+    retry, delays = no_sleep()
+    with pytest.raises(ArtifactError) as caught:
+        materialize(URI, cache_dir=tmp_path, reader=reader, retry=retry, ranges=Ranges(RANGE, 2))
+    assert str(caught.value) == (
+        f"cannot download model file {MODEL_KEY} from {URI}: SlowDown (after 4 attempts)"
+    )
+    assert len(delays) == 3
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_permanent_range_error_fails_at_once(reader: FakeReader, tmp_path: Path) -> None:
+    reader.failures[f"{MODEL_KEY}@{2 * RANGE}"] = [ObjectReadError("AccessDenied")]
+    retry, delays = no_sleep()
+    with pytest.raises(ArtifactError) as caught:
+        materialize(URI, cache_dir=tmp_path, reader=reader, retry=retry, ranges=Ranges(RANGE, 2))
+    assert str(caught.value) == f"cannot download model file {URI}/model.onnx: AccessDenied"
+    assert not isinstance(caught.value, ArtifactIntegrityError)
+    assert delays == []
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("change", ["tampered", "shorter"])
+def test_corrupt_ranges_fail_the_file_with_both_hashes(
+    reader: FakeReader, tmp_path: Path, change: str
+) -> None:
+    data = reader.objects[MODEL_KEY]
+    if change == "tampered":
+        reader.objects[MODEL_KEY] = data[:RANGE] + bytes([data[RANGE] ^ 1]) + data[RANGE + 1 :]
+    else:  # the last ranges answer short, then empty (S3's 416 past the end)
+        reader.objects[MODEL_KEY] = data[: 2 * RANGE + 10]
+    retry, delays = no_sleep()
+    with pytest.raises(ArtifactIntegrityError) as caught:
+        materialize(URI, cache_dir=tmp_path, reader=reader, retry=retry, ranges=Ranges(RANGE, 2))
+    message = str(caught.value)
+    assert message.startswith(f"model file {URI}/model.onnx is corrupt or was modified:")
+    assert "sha256 expected " in message and ", actual " in message
+    assert message.endswith("(after 4 attempts)")
+    assert len(delays) == retry.attempts - 1
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_at_most_threads_plus_one_ranges_are_held(reader: FakeReader, tmp_path: Path) -> None:
+    """While the first range hangs, the ones after it are fetched only up to the bound."""
+    threads = 3
+    started_first = threading.Event()
+    release = threading.Event()
+    seen_while_hanging: list[int] = []
+    read_range = reader.read_range
+
+    def slow_first(bucket: str, key: str, start: int, end: int) -> bytes:
+        if start == 0:
+            started_first.set()
+            # Long enough for the other threads to fetch everything they are allowed to.
+            release.wait(timeout=0.5)
+            seen_while_hanging.append(len(range_calls(reader)))
+        return read_range(bucket, key, start, end)
+
+    reader.read_range = slow_first  # type: ignore[method-assign]
+    retry, _ = no_sleep()
+    directory = materialize(
+        URI, cache_dir=tmp_path, reader=reader, retry=retry, ranges=Ranges(RANGE, threads)
+    )
+    assert (directory / "model.onnx").read_bytes() == reader.objects[MODEL_KEY]
+    assert started_first.is_set()
+    # The first and `threads` more were submitted; none after them until the first is in.
+    assert seen_while_hanging == [threads]
+    assert len(reader.objects[MODEL_KEY]) > (threads + 2) * RANGE
+
+
+def test_the_s3_reader_reads_a_range(client: Any, stubber: Stubber) -> None:
+    stubber.add_response(
+        "get_object", {"Body": body(b"3456")}, {"Bucket": BUCKET, "Key": "k", "Range": "bytes=3-6"}
+    )
+    stubber.add_client_error(
+        "get_object", service_error_code="InvalidRange", http_status_code=416,
+        expected_params={"Bucket": BUCKET, "Key": "k", "Range": "bytes=100-109"},
+    )  # fmt: skip
+    reader = S3Reader(client)
+    assert reader.read_range(BUCKET, "k", 3, 7) == b"3456"
+    # Past the end: nothing there, which the file's hash then reports.
+    assert reader.read_range(BUCKET, "k", 100, 110) == b""

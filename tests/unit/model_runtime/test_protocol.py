@@ -168,6 +168,12 @@ def test_bytes_must_be_strings(data: list[Any]) -> None:
         decode_input(_tensor("BYTES", [2], data))
 
 
+@pytest.mark.parametrize("data", [[["a", "b"], ["c"]], [["a"], "b", "c"]])
+def test_ragged_bytes_data(data: list[Any]) -> None:
+    with pytest.raises(InvalidInput, match="input 'x' data is ragged"):
+        decode_input(_tensor("BYTES", [3], data))
+
+
 def test_bytes_count_mismatch() -> None:
     with pytest.raises(InvalidInput, match="needs 3 values, but data has 2"):
         decode_input(_tensor("BYTES", [3], ["a", "b"]))
@@ -244,6 +250,13 @@ def test_encode_bytes() -> None:
     assert encoded["datatype"] == "BYTES"
     assert encoded["data"] == ["café", "plain", "\ufffd"]
     json.dumps(encoded)
+
+
+def test_encode_bytes_of_any_items() -> None:
+    items = np.array([[b"caf\xc3\xa9", 3], [None, np.str_("s")]], dtype=object)
+    assert encode_output("x", items)["data"] == ["café", "3", "None", "s"]
+    assert encode_output("x", np.array([b"a", b"\xff"], dtype="S"))["data"] == ["a", "\ufffd"]
+    assert encode_output("x", np.array([], dtype=object))["data"] == []
 
 
 _NUMERIC = [name for name in NUMPY_DTYPES if name != "BYTES"]
