@@ -21,9 +21,10 @@ OPT_LEVEL = 0
 
 
 def optimize_transformer(
-    model_path: Path, info: TransformerInfo, model_name: str
+    model_path: Path, info: TransformerInfo, model_name: str, *, external_data: bool = False
 ) -> OptimizationReport:
-    """Fuse the graph in `model_path` in place; the report counts the fused ops."""
+    """Fuse the graph in `model_path` in place (its weights in external data beside it
+    when `external_data`: a model over protobuf's 2 GB); the report counts the fused ops."""
     from onnxruntime.transformers.fusion_options import AttentionMaskFormat, FusionOptions
     from onnxruntime.transformers.optimizer import optimize_model
 
@@ -46,7 +47,7 @@ def optimize_transformer(
             )
             fused = optimized.get_fused_operator_statistics()
             # Its own save: in topological order, with the com.microsoft opset declared.
-            optimized.save_model_to_file(str(model_path))
+            optimized.save_model_to_file(str(model_path), use_external_data_format=external_data)
     except Exception as exc:  # the optimizer raises whatever its graph passes raise
         raise ExportError(
             f"onnxruntime's transformer optimizer failed on {model_name!r}"

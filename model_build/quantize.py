@@ -16,7 +16,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from model_build.errors import ExportError
-from model_build.export import _onnx_runner, _staging_dir, evaluate
+from model_build.export import (
+    EXTERNAL_DATA_ABOVE_BYTES,
+    _onnx_runner,
+    _settle,
+    _staging_dir,
+    evaluate,
+)
+from model_build.onnx_files import onnx_file_names
 from model_build.parity import Arrays, compare, random_batches
 from model_build.quantize_search import GateMeasure, SearchResult, search_fp32_nodes
 from model_build.spec import ModelSpec
@@ -87,8 +94,10 @@ def quantize_artifact(
         )
         if not result.passed:
             raise ExportError(_gate_failure(source.name, gate, result, spec))
-        # Files beside the model (a tokenizer) travel unchanged.
-        companions = [n for n in source.files_for("onnxruntime") if n != source.model_file]
+        model_files = _settle(model_path, model_path, EXTERNAL_DATA_ABOVE_BYTES)
+        # Files beside the model (a tokenizer) travel unchanged; fp32's weights do not.
+        fp32_files = onnx_file_names(fp32_path)
+        companions = [n for n in source.files_for("onnxruntime") if n not in fp32_files]
         for name in companions:
             shutil.copyfile(Path(source_dir) / name, staging / name)
         source_sha256 = source.files[source.model_file].sha256
@@ -109,7 +118,7 @@ def quantize_artifact(
             update={
                 "name": f"{source.name}-int8",
                 "created_at": datetime.now(UTC),
-                "files": hash_files(staging, [MODEL_FILE, *companions]),
+                "files": hash_files(staging, [*model_files, *companions]),
                 "parity": parity,
                 # The torch artifact is the fp32 model: int8 is served by onnxruntime only.
                 "backends": None,

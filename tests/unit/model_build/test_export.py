@@ -135,3 +135,36 @@ def test_compare_requires_exact_integer_outputs() -> None:
 def test_opset_below_17_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ExportError, match="opset 16 is too old; allowed: 17 or newer"):
         export_model(_tiny_spec(Scale(2.0)), tmp_path / "tiny", opset=16)
+
+
+class Affine(nn.Module):
+    """Weights big enough to leave the graph (onnx keeps tensors under 1 KB inline)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = nn.Linear(3, 512)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(x)
+
+
+def test_a_graph_over_the_threshold_keeps_its_weights_in_external_data(tmp_path: Path) -> None:
+    from model_runtime.engine import Engine
+
+    spec = _tiny_spec(Affine().eval())
+    manifest = export_model(spec, tmp_path / "big", torch_format=None, external_data_above_bytes=0)
+    assert sorted(manifest.files) == ["model.onnx", "model.onnx.data"]
+    assert manifest.files_for("onnxruntime") == ["model.onnx", "model.onnx.data"]
+    assert manifest.files["model.onnx.data"].size > 512 * 3 * 4
+    assert not (tmp_path / "big" / ".export").exists()
+    engine = Engine.load(tmp_path / "big")
+    x = spec.example_inputs["x"]
+    (y,) = engine.infer({"x": x}).values()
+    with torch.no_grad():
+        expected = spec.module(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_a_graph_under_the_threshold_is_one_file(tmp_path: Path) -> None:
+    manifest = export_model(_tiny_spec(Affine().eval()), tmp_path / "small", torch_format=None)
+    assert sorted(manifest.files) == ["model.onnx"]

@@ -102,3 +102,18 @@ def test_tampered_source_is_refused(tiny_dir: Path, tmp_path: Path) -> None:
     with pytest.raises(ArtifactIntegrityError, match=str(model)):
         quantize_artifact(source, tmp_path / "tiny-int8", tiny_spec())
     assert not (tmp_path / "tiny-int8").exists()
+
+
+def test_an_fp32_source_in_external_data_gives_a_self_contained_int8(
+    tiny_dir: Path, tmp_path: Path
+) -> None:
+    from tests.support.external_data import external_data_artifact
+
+    source = external_data_artifact(tiny_dir, tmp_path / "tiny-external")
+    manifest = quantize_artifact(source, tmp_path / "tiny-int8", tiny_spec())
+    # fp32's weights stay with fp32: the int8 graph holds its own.
+    assert sorted(manifest.files) == ["model.onnx"]
+    assert not (tmp_path / "tiny-int8" / "model.onnx.data").exists()
+    assert Engine.load(tmp_path / "tiny-int8").infer({"image": tiny_images(2)})["label"].shape == (
+        2,
+    )
