@@ -87,6 +87,8 @@ def _percentiles(values: list[float]) -> dict[str, float]:
     values = sorted(values)
     return {
         "p50_ms": statistics.median(values),
+        # What `inferstack cost` reads for minilm-int8 (pricing/latency.py).
+        "mean_ms": statistics.fmean(values),
         "p99_ms": values[min(len(values) - 1, int(len(values) * 0.99))],
         "calls": len(values),
     }

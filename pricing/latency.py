@@ -55,7 +55,7 @@ def _runtime_handler_row(data: Any) -> Any:
 
 # Only models a benchmark measures as they are served. benchmarks/runtime.py times the
 # whole handler path (API Gateway event -> Mangum -> FastAPI -> Engine -> JSON) for the
-# fp32 digits model; benchmarks/coldstart.py times the int8 MiniLM session on tokenized
+# fp32 digits model; benchmarks/encoder.py times the int8 MiniLM session on tokenized
 # input. Nothing measures digits-int8, so its latency stays unknown rather than borrowed.
 BENCHMARK_ROWS: dict[str, BenchmarkRow] = {
     "digits": BenchmarkRow(
@@ -65,7 +65,7 @@ BENCHMARK_ROWS: dict[str, BenchmarkRow] = {
         "the whole handler path, on the benchmark's machine, not on Lambda",
     ),
     "minilm-int8": BenchmarkRow(
-        "coldstart.json",
+        "encoder.json",
         "warm 'batch 1 (short text)', 'onnxruntime int8'",
         lambda data: data["warm"]["batch 1 (short text)"]["onnxruntime int8"]["mean_ms"],
         "the model call only (no tokenizer, no handler), on the benchmark's machine",

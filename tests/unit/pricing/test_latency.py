@@ -26,7 +26,7 @@ RUNTIME = {
         {"batch": 32, "path": "Lambda handler (API GW event)", "mean_ms": 12.0},
     ]
 }
-COLDSTART = {"warm": {"batch 1 (short text)": {"onnxruntime int8": {"mean_ms": 21.7}}}}
+ENCODER = {"warm": {"batch 1 (short text)": {"onnxruntime int8": {"mean_ms": 21.7}}}}
 
 
 def test_digits_reads_the_handler_row_at_batch_1(tmp_path: Path) -> None:
@@ -43,18 +43,18 @@ def test_digits_reads_the_handler_row_at_batch_1(tmp_path: Path) -> None:
 def test_minilm_int8_reads_the_int8_session_row_and_says_it_is_the_model_call_only(
     tmp_path: Path,
 ) -> None:
-    bench(tmp_path, "coldstart.json", COLDSTART)
+    bench(tmp_path, "encoder.json", ENCODER)
     found = from_benchmarks("minilm-int8", tmp_path)
     assert found is not None
     assert found.ms == 21.7
-    assert "build/bench/coldstart.json" in found.source
+    assert "build/bench/encoder.json" in found.source
     assert "model call only" in found.source
 
 
 def test_a_model_no_benchmark_measures_or_a_file_not_written_is_none(tmp_path: Path) -> None:
     bench(tmp_path, "runtime.json", RUNTIME)
     assert from_benchmarks("digits-int8", tmp_path) is None
-    assert from_benchmarks("minilm-int8", tmp_path) is None  # coldstart.json not written
+    assert from_benchmarks("minilm-int8", tmp_path) is None  # encoder.json not written
 
 
 @pytest.mark.parametrize(
