@@ -15,6 +15,7 @@ import boto3
 import httpx
 import numpy as np
 import onnx
+from botocore.config import Config
 from onnx import numpy_helper
 
 from cli.prepare import build_packages
@@ -64,14 +65,34 @@ def _no_bytecode(_directory: str, names: list[str]) -> set[str]:
     return {name for name in names if name == "__pycache__"}
 
 
-def aws(service: str, endpoint: str) -> Any:
+def aws(service: str, endpoint: str, config: Config | None = None) -> Any:
     return boto3.client(
         service,
         endpoint_url=endpoint,
         region_name=REGION,
         aws_access_key_id="test",
         aws_secret_access_key="test",
+        config=config,
     )
+
+
+def infer_event(model: str, images: np.ndarray) -> dict[str, Any]:
+    """The event API Gateway's proxy integration sends a function for an infer POST (for
+    invoking a function version directly, without the API in front)."""
+    resource = "/v2/models/{model}/infer"
+    return {
+        "resource": resource,
+        "path": f"/v2/models/{model}/infer",
+        "httpMethod": "POST",
+        "headers": {"content-type": "application/json"},
+        "multiValueHeaders": {"content-type": ["application/json"]},
+        "queryStringParameters": None,
+        "multiValueQueryStringParameters": None,
+        "pathParameters": {"model": model},
+        "requestContext": {"resourcePath": resource, "stage": "v1"},
+        "body": json.dumps(infer_body(images)),
+        "isBase64Encoded": False,
+    }
 
 
 def infer_body(images: np.ndarray) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from localdev.deploy.state import state_path
 from model_runtime.engine import Engine
 from model_runtime.manifest import MANIFEST_FILE, Manifest
 from stacks.schema import ModelConfig, StackConfig
-from tests.support.deploy import aws, infer_body, leftovers, package, perturb_model, stage_root
+from tests.support.deploy import aws, infer_event, leftovers, package, perturb_model, stage_root
 
 STACK = "t-rollback"
 FUNCTION = f"inferstack-{STACK}-digits"
@@ -34,19 +34,7 @@ def _config() -> StackConfig:
 
 def _invoke(lam: Any, qualifier: str, images: np.ndarray) -> np.ndarray:
     """The function version itself, with the event API Gateway would send it."""
-    event = {
-        "resource": "/v2/models/{model}/infer",
-        "path": "/v2/models/digits/infer",
-        "httpMethod": "POST",
-        "headers": {"content-type": "application/json"},
-        "multiValueHeaders": {"content-type": ["application/json"]},
-        "queryStringParameters": None,
-        "multiValueQueryStringParameters": None,
-        "pathParameters": {"model": "digits"},
-        "requestContext": {"resourcePath": "/v2/models/{model}/infer", "stage": "v1"},
-        "body": json.dumps(infer_body(images)),
-        "isBase64Encoded": False,
-    }
+    event = infer_event("digits", images)
     answer = lam.invoke(FunctionName=FUNCTION, Qualifier=qualifier, Payload=json.dumps(event))
     payload = json.loads(answer["Payload"].read())
     assert payload.get("statusCode") == 200, payload

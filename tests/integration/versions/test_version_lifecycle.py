@@ -25,6 +25,7 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
+from botocore.config import Config
 
 from infra.stack_loader import load_stack
 from localdev.deploy import down, up
@@ -33,7 +34,7 @@ from model_runtime.engine import Engine
 from model_runtime.manifest import Manifest, PromotionGate
 from stacks.schema import CanaryConfig, LambdaConfig, ModelConfig, StackConfig
 from tests.support.checkout import inferstack, staged_checkout
-from tests.support.deploy import aws, infer_body, package
+from tests.support.deploy import aws, infer_body, infer_event, package
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:pulumi_aws.*")
 
@@ -242,12 +243,42 @@ def test_a_canary_declared_in_the_stack_weighs_the_version_its_deploy_publishes(
     assert weights == {1: 100 - CANARY_WEIGHT, 2: 0, 3: CANARY_WEIGHT}
 
 
+def warm(deployed: Deployed, qualifiers: list[str], images: np.ndarray) -> None:
+    """Start FLIP_CLIENTS execution environments of each Lambda version, by as many
+    concurrent direct invocations.
+
+    A version's environments otherwise all cold-start at the moment traffic moves to it:
+    64 model loads at once on this 2-core machine take about a minute (on AWS each has
+    its own CPU), long enough for a client's read timeout, which would measure the
+    machine rather than the flip. LocalStack keeps idle environments for 10 minutes.
+    """
+    config = Config(max_pool_connections=FLIP_CLIENTS, read_timeout=300)
+    lam = aws("lambda", deployed.endpoint, config)
+    event = json.dumps(infer_event("digits", images[:1]))
+
+    def invoke(qualifier: str) -> int:
+        answer = lam.invoke(FunctionName=deployed.function, Qualifier=qualifier, Payload=event)
+        return int(json.loads(answer["Payload"].read()).get("statusCode", 0))
+
+    for qualifier in qualifiers:
+        with ThreadPoolExecutor(FLIP_CLIENTS) as pool:
+            codes = list(pool.map(invoke, [qualifier] * FLIP_CLIENTS))
+        assert codes == [200] * FLIP_CLIENTS, (qualifier, codes)
+
+
 def test_promote_and_rollback_under_64_clients_fail_no_request(
     deployed: Deployed, digits_images: np.ndarray, tmp_path: Path
 ) -> None:
     # promote compares before it moves traffic (--force only overrides the gate).
     requests = tmp_path / "request.json"
     requests.write_text(json.dumps(infer_body(digits_images[:4])))
+    # `live` is on Lambda version 1 with the canary's version 3 beside it (the test before).
+    alias = aws("lambda", deployed.endpoint).get_alias(FunctionName=deployed.function, Name="live")
+    warm(
+        deployed,
+        [alias["FunctionVersion"], *alias["RoutingConfig"]["AdditionalVersionWeights"]],
+        digits_images,
+    )
     stop = threading.Event()
     failures: list[str] = []
     # (sent, answered, model version) of every request.
@@ -263,16 +294,20 @@ def test_promote_and_rollback_under_64_clients_fail_no_request(
                     response = http.post("/v2/models/digits/infer", json=body)
                 except httpx.HTTPError as exc:
                     with lock:
-                        failures.append(repr(exc))
+                        failures.append(f"{exc!r} sent at {started - began:.1f} s")
                     continue
                 with lock:
                     if response.status_code != 200:
-                        failures.append(f"{response.status_code} {response.text}")
+                        sent = started - began
+                        failures.append(
+                            f"{response.status_code} {response.text} sent at {sent:.1f} s"
+                        )
                     else:
                         version = response.json()["model_version"]
                         answers.append((started, time.monotonic(), version))
 
     threads = [threading.Thread(target=client, args=(i,)) for i in range(FLIP_CLIENTS)]
+    began = time.monotonic()
     for thread in threads:
         thread.start()
     try:
@@ -291,7 +326,10 @@ def test_promote_and_rollback_under_64_clients_fail_no_request(
             thread.join(timeout=120)
     assert promoted.returncode == 0, promoted.stderr
     assert rolled_back.returncode == 0, rolled_back.stderr
-    print(f"flip: {len(answers)} requests from {FLIP_CLIENTS} clients, {len(failures)} failed")
+    print(
+        f"flip: {len(answers)} requests from {FLIP_CLIENTS} clients, {len(failures)} failed;"
+        f" promote at {promoted_at - began:.1f} s, rollback at {rolling_back_at - began:.1f} s"
+    )
     assert failures == [], failures[:5]
     # Sent after the promote returned and answered before the rollback began: version 2;
     # sent after the rollback returned: version 1 (a request is routed when Lambda gets
