@@ -227,17 +227,7 @@ def probe(tree: LambdaTree, python: Path, model_dir: Path) -> dict[str, float]:
         "HOME": str(tree.home),
         "TMPDIR": str(tree.tmp),
     }
-    done = subprocess.run(
-        [*command, str(model_dir), SHORT_TEXT],
-        capture_output=True,
-        text=True,
-        env=environment,
-        cwd=tree.task,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise SystemExit(f"probe failed: {done.stderr[-3000:]}")
-    marks: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
+    marks = _marks([*command, str(model_dir), SHORT_TEXT], environment, tree.task, "probe")
     started = time.perf_counter()
     subprocess.run([str(python), "-I", "-S", "-c", "pass"], check=True, env=environment)
     marks["interpreter start (python -I -S -c pass)"] = (time.perf_counter() - started) * 1000
@@ -255,16 +245,15 @@ def sdk_probe(tree: LambdaTree, python: Path, env: dict[str, str]) -> dict[str, 
         "print(json.dumps({'import boto3': (t1 - t0) * 1000, 's3 client': (t2 - t1) * 1000}))"
     )
     environment = {"PATH": "/usr/bin:/bin", "HOME": str(tree.home), **env}
-    done = subprocess.run(
-        [str(python), "-I", "-S", "-c", script, str(tree.task), str(tree.opt)],
-        capture_output=True,
-        text=True,
-        env=environment,
-        cwd=tree.task,
-        check=False,
-    )
+    command = [str(python), "-I", "-S", "-c", script, str(tree.task), str(tree.opt)]
+    return _marks(command, environment, tree.task, "sdk probe")
+
+
+def _marks(command: list[str], env: dict[str, str], cwd: Path, what: str) -> dict[str, float]:
+    """Run a probe script; its last stdout line is a JSON object of step times."""
+    done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=cwd, check=False)
     if done.returncode != 0:
-        raise SystemExit(f"sdk probe failed: {done.stderr[-3000:]}")
+        raise SystemExit(f"{what} failed: {done.stderr[-3000:]}")
     marks: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
     return marks
 

@@ -29,6 +29,19 @@ METRIC_LINE = re.compile(r"^(\w+)(\{[^}]*\})? (\S+)$")
 Command = Callable[[int], list[str]]
 
 
+def parse_metrics(exposition: str) -> dict[str, float]:
+    """Prometheus text exposition -> sample values by `name{labels}`, plus their totals by
+    bare name."""
+    values: dict[str, float] = {}
+    for line in exposition.splitlines():
+        match = METRIC_LINE.match(line)
+        if match:
+            name, labels, value = match.group(1), match.group(2) or "", float(match.group(3))
+            values[name + labels] = value
+            values[name] = values.get(name, 0.0) + value
+    return values
+
+
 def container_server(port: int) -> list[str]:
     """`python -m model_runtime.server`: it takes its port from INFERSTACK_PORT."""
     return [sys.executable, "-m", "model_runtime.server"]
@@ -92,14 +105,7 @@ class ServerProcess:
         status, body = self.get("/metrics")
         if status != 200:
             raise ServerProcessError(f"GET {self.url}/metrics answered {status}")
-        values: dict[str, float] = {}
-        for line in body.decode().splitlines():
-            match = METRIC_LINE.match(line)
-            if match:
-                name, labels, value = match.group(1), match.group(2) or "", float(match.group(3))
-                values[name + labels] = value
-                values[name] = values.get(name, 0.0) + value
-        return values
+        return parse_metrics(body.decode())
 
     def stop(self, timeout_s: float = 30) -> int:
         """SIGTERM by PID (the server drains what is in flight), SIGKILL after

@@ -14,6 +14,8 @@ from pathlib import Path, PurePosixPath
 import onnx
 from onnx.external_data_helper import ExternalDataInfo, uses_external_data
 
+from model_runtime.manifest import external_data_name
+
 # Under protobuf's 2 GB limit with room for the graph itself.
 EXTERNAL_THRESHOLD_BYTES = 1_800_000_000
 # Tensors smaller than this stay in the graph when the weights move out (shapes, scalars).
@@ -31,7 +33,7 @@ def save_onnx(
 
     `model` still holds its weights afterwards (onnx moves them out while it saves)."""
     path = Path(path)
-    data_name = f"{path.name}.data"
+    data_name = external_data_name(path.name)
     # onnx appends to an existing data file: a rebuild must start from none.
     path.with_name(data_name).unlink(missing_ok=True)
     if model.ByteSize() <= external_threshold_bytes:

@@ -96,10 +96,7 @@ class DataPlane:
         runner = self._runners.get(name)
         if runner is None:
             return self.infer_inline(name, request, version, times)
-        started = perf_counter()
-        valid = self._decode(name, request, version)
-        if times is not None:
-            times.decode_ms = (perf_counter() - started) * 1000
+        valid = self._timed_decode(name, request, version, times)
         outputs, parameters = await runner.infer(valid.inputs, valid.outputs)
         return self._response(valid.engine, request, outputs, parameters, times)
 
@@ -113,12 +110,9 @@ class DataPlane:
         """`infer` in this thread, past any runner: in Lambda one environment serves one
         request at a time, so a thread hop, or even the event loop, would only add latency.
         """
-        started = perf_counter()
-        valid = self._decode(name, request, version)
+        valid = self._timed_decode(name, request, version, times)
         engine = valid.engine
         decoded = perf_counter()
-        if times is not None:
-            times.decode_ms = (decoded - started) * 1000
         # Engine.infer_with_parameters' steps, apart so that each can be timed.
         names = engine.resolve_outputs(valid.outputs)
         feed, parameters = engine.prepare(valid.inputs)
@@ -131,6 +125,15 @@ class DataPlane:
         if times is not None:
             times.infer_ms = (perf_counter() - prepared) * 1000
         return self._response(engine, request, outputs, parameters, times)
+
+    def _timed_decode(
+        self, name: str, request: InferenceRequest, version: str | None, times: StageTimes | None
+    ) -> ValidRequest:
+        started = perf_counter()
+        valid = self._decode(name, request, version)
+        if times is not None:
+            times.decode_ms = (perf_counter() - started) * 1000
+        return valid
 
     def _response(
         self,

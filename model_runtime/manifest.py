@@ -210,16 +210,27 @@ class Manifest(_Strict):
         return next((a for a in self.backend_artifacts() if a.backend == backend), None)
 
     def files_for(self, backend: str) -> list[str]:
-        """The files serving with `backend` needs: all but the other backends' models
-        (the Lambda layer ships no torch artifact)."""
-        others = {a.file for a in self.backend_artifacts() if a.backend != backend}
+        """The files serving with `backend` needs: all but the other backends' models and
+        their external data (the Lambda layer ships no torch artifact; a torch server
+        downloads no ONNX weights)."""
         own = self.backend_artifact(backend)
-        if own is not None:
-            others.discard(own.file)
+        keep = {own.file, external_data_name(own.file)} if own is not None else set()
+        others = {
+            name
+            for artifact in self.backend_artifacts()
+            if artifact.backend != backend
+            for name in (artifact.file, external_data_name(artifact.file))
+        } - keep
         return [name for name in self.files if name not in others]
 
     def input(self, name: str) -> TensorSpec | None:
         return next((spec for spec in self.inputs if spec.name == name), None)
+
+
+def external_data_name(model_file: str) -> str:
+    """Where an exported ONNX model's weights go when the graph is too big for one file
+    (`model_build.onnx_files.save_onnx`); the graph names it, onnxruntime reads it."""
+    return f"{model_file}.data"
 
 
 def sha256_file(path: Path) -> str:

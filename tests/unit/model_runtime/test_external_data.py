@@ -12,7 +12,7 @@ import pytest
 from model_runtime.delivery import Retry, materialize
 from model_runtime.engine import Engine
 from model_runtime.errors import ArtifactError, ArtifactIntegrityError
-from model_runtime.manifest import MANIFEST_FILE, MODEL_FILE, Manifest
+from model_runtime.manifest import MANIFEST_FILE, MODEL_FILE, BackendArtifact, Manifest
 from tests.support.external_data import DATA_FILE, external_data_artifact
 from tests.unit.model_runtime.test_delivery import PREFIX, URI, FakeReader
 
@@ -26,6 +26,19 @@ def test_the_manifest_lists_and_serves_both_files(external_dir: Path) -> None:
     manifest = Manifest.load(external_dir)
     assert sorted(manifest.files) == [MODEL_FILE, DATA_FILE]
     assert sorted(manifest.files_for("onnxruntime")) == [MODEL_FILE, DATA_FILE]
+
+
+def test_a_torch_server_needs_neither_the_graph_nor_its_data(external_dir: Path) -> None:
+    manifest = Manifest.load(external_dir)
+    torch_file = "model.pt2"
+    files = {**manifest.files, torch_file: manifest.files[MODEL_FILE]}
+    backends = [
+        BackendArtifact(backend="onnxruntime", file=MODEL_FILE, format="onnx"),
+        BackendArtifact(backend="torch", file=torch_file, format="torch_export"),
+    ]
+    both = manifest.model_copy(update={"files": files, "backends": backends})
+    assert both.files_for("torch") == [torch_file]
+    assert sorted(both.files_for("onnxruntime")) == [MODEL_FILE, DATA_FILE]
 
 
 def test_it_loads_and_answers_like_the_one_file_model(
