@@ -74,7 +74,7 @@ def cost(
     from layers.package import project_root
     from pricing.estimate import estimate
     from pricing.prices import DEFAULT_PRICES, load_prices
-    from pricing.usage import usage_of
+    from pricing.usage import gpu_twins, usage_of
 
     if plot is not None and plot.suffix.lower() != ".png":
         raise UserError(f"--plot has value '{plot}'; allowed: a path ending in .png")
@@ -83,7 +83,8 @@ def cost(
     price_file = load_prices(prices_file or DEFAULT_PRICES)
     root = project_root()
     deployed = deployed_latencies(stack, [m.name for m in models if m.lambda_ is not None])
-    usages = [usage_of(m, root, deployed.get(m.name)) for m in models]
+    twins = gpu_twins(list(config.models))
+    usages = [usage_of(m, root, deployed.get(m.name), twins.get(m.name)) for m in models]
     costs = [estimate(usage, rps, hours, price_file.prices) for usage in usages]
     console.print(cost_table(stack, rps, hours, costs))
     console.print(latency_table(costs, price_file))
@@ -237,11 +238,12 @@ def latency_table(costs: list[ModelCost], price_file: PriceFile) -> Table:
     for model_cost in costs:
         ms = model_cost.latency.ms
         even = model_cost.break_even
+        against = f" (vs {even.against})" if even.against else ""
         table.add_row(
             model_cost.name,
             "unknown" if ms is None else f"{ms:.3f} ms (billed {billed_ms(ms)} ms)",
             model_cost.latency.source,
-            even.reason if even.rps is None else f"{even.rps:,.2f} requests/s",
+            even.reason if even.rps is None else f"{even.rps:,.2f} requests/s{against}",
         )
     return table
 

@@ -30,8 +30,9 @@ SENTENCES = [
 
 
 def run_demo(*, keep: bool) -> None:
-    """Deploy the local stack and print one digit prediction and MiniLM similarities,
-    all served by Lambda behind API Gateway. LocalStack is stopped at the end (by PID)
+    """Deploy the local stack and print one digit prediction and MiniLM similarities
+    served by Lambda behind API Gateway, a digits job, and the digit again from the model
+    server that stands in for the GPU endpoint. LocalStack is stopped at the end (by PID)
     unless it was already running or `keep` is set."""
     from localdev.localstack import manager
 
@@ -42,23 +43,33 @@ def run_demo(*, keep: bool) -> None:
         url = deployed.outputs["url"]
         functions = deployed.outputs.get("functions") or {}
         console.rule("predictions through API Gateway → Lambda (LocalStack)")
-        _digit(url)
+        _digit(url, "digits")
         text_model = next((name for name in sorted(functions) if name.startswith("minilm")), None)
         if text_model is None:
             console.print("the local stack serves no MiniLM model; skipped the text demo")
         else:
             _similarities(url, text_model)
         _digit_job(deployed.outputs)
+        servers = deployed.outputs.get("localServers") or {}
+        for model in sorted(servers):
+            console.rule(
+                f"through API Gateway → the model server standing in for {model}'s GPU endpoint"
+                f" (pid {servers[model]['pid']})"
+            )
+            _digit(url, model)
     finally:
         if keep or was_running:
             console.print("LocalStack keeps running; stop it with `inferstack localstack stop`")
         else:
             manager.stop()
+            # The stack died with LocalStack; its model servers run outside it: stop them.
+            deployment.down(STACK, echo=note)
             console.print("stopped LocalStack (run `inferstack demo --keep` to keep it up)")
 
 
-def _digit(url: str) -> None:
-    response = predict_remote(url, "digits", sample_path("digits"))
+def _digit(url: str, model: str) -> None:
+    """A held-out digit through `model` (digits' artifact, served by Lambda or a server)."""
+    response = predict_remote(url, model, sample_path("digits"))
     console.print(response_table(response))
     outputs = {output["name"]: output for output in response["outputs"]}
     label = outputs["label"]["data"][0]
@@ -68,7 +79,7 @@ def _digit(url: str) -> None:
         Panel(
             f"predicted digit [bold]{label}[/] with probability {probability:.4f}"
             f" (true label of this held-out image: {expected})",
-            title=f"digits via {url}/v2/models/digits/infer",
+            title=f"{model} via {url}/v2/models/{model}/infer",
         )
     )
 

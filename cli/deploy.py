@@ -176,6 +176,9 @@ def _print_outputs(outputs: dict[str, Any], not_emulated: Sequence[NotEmulated] 
     for name, value in sorted((outputs.get("gpuServices") or {}).items()):
         suffix = " (declared, not emulated)" if declared_only else ""
         rows.append((f"GPU service {name}", f"{value}{suffix}"))
+    # What stands in for them on LocalStack: the model server as a local process.
+    for name, server in sorted((outputs.get("localServers") or {}).items()):
+        rows.append((f"local server {name}", f"{server.get('url')} (pid {server.get('pid')})"))
     width = max((len(label) for label, _ in rows), default=0)
     for label, value in rows:
         # soft_wrap: URLs stay whole (copyable) whatever the terminal width.

@@ -45,7 +45,9 @@ def load_artifact(root: Path, model: ModelConfig) -> Artifact:
         verify_artifact(directory, manifest)
     except ArtifactError as exc:
         raise ArtifactMissingError(f"model {model.name!r}: {exc}") from exc
-    if manifest.name != model.name:
+    # A GPU-served model's server takes the name to serve under (INFERSTACK_MODEL_NAME);
+    # a Lambda function serves its artifact under the manifest's name.
+    if manifest.name != model.name and model.lambda_ is not None:
         raise StackConfigError(
             f"model {model.name!r}: the artifact at {directory} is named {manifest.name!r} in its "
             "manifest; the stack's model name must equal it (it is the name in /v2/models/{name})"

@@ -342,6 +342,25 @@ def _fake_outputs(type_: str, name: str, state: dict[str, Any], region: str) -> 
         dashboard = state["dashboardName"]
         state["dashboardArn"] = f"arn:aws:cloudwatch::{account}:dashboard/{dashboard}"
         return str(dashboard)
+    if type_ == "aws:lb/loadBalancer:LoadBalancer":
+        balancer = state.setdefault("name", name)
+        kind = "net" if state.get("loadBalancerType") == "network" else "app"
+        elb = f"arn:aws:elasticloadbalancing:{region}:{account}"
+        state.update(
+            arn=f"{elb}:loadbalancer/{kind}/{balancer}/{short}",
+            dnsName=f"{balancer}-{short}.elb.{region}.amazonaws.com",
+        )
+        return str(state["arn"])
+    if type_ == "aws:lb/targetGroup:TargetGroup":
+        group = state.setdefault("name", name)
+        elb = f"arn:aws:elasticloadbalancing:{region}:{account}"
+        state["arn"] = f"{elb}:targetgroup/{group}/{short}"
+        return str(state["arn"])
+    if type_ == "pulumi-python:dynamic/inferstack:LocalModelServer":
+        # infra/local_server.py's process: its preferred port, a pid no process has.
+        port = int(state["environment"]["INFERSTACK_PORT"])
+        state.update(pid=0, startTime=0, port=port, url=f"http://127.0.0.1:{port}")
+        return "0"
     if type_.startswith("kubernetes:"):
         metadata = state.get("metadata") or {}
         return "/".join(part for part in (metadata.get("namespace"), metadata.get("name")) if part)

@@ -23,6 +23,7 @@ import pulumi_kubernetes as k8s
 
 from infra import policies
 from infra.errors import InfraError
+from infra.server_env import server_environment
 from stacks.schema import GpuConfig, PodMonitorConfig
 
 PORT = 8080
@@ -70,6 +71,8 @@ class GpuEndpointArgs:
     # The manifest's model version, a label on the Deployment and its pods (not in the
     # selector, which a Deployment cannot change: a new version rolls the same pods).
     model_version: str | None = None
+    # The artifact's manifest name, when the model is served under another (None: the same).
+    manifest_name: str | None = None
 
 
 class GpuEndpoint(pulumi.ComponentResource):
@@ -189,6 +192,13 @@ class GpuEndpoint(pulumi.ComponentResource):
         gpus = str(config.gpus_per_replica)
         # Drain within the grace period: minus the pre-stop pause, minus a margin.
         shutdown_s = max(1, config.termination_grace_s - PRE_STOP_S - 5)
+        environment = server_environment(
+            self._args.model,
+            config,
+            manifest_name=self._args.manifest_name or self._args.model,
+            port=PORT,
+            shutdown_timeout_s=shutdown_s,
+        )
         container: k8s.core.v1.ContainerArgsDict = {
             "name": "server",
             "image": config.image,
@@ -198,12 +208,10 @@ class GpuEndpoint(pulumi.ComponentResource):
             "env": [
                 {"name": "MODEL_URI", "value": self._args.model_uri},
                 {"name": "AWS_REGION", "value": self._args.region},
-                {"name": "INFERSTACK_PORT", "value": str(PORT)},
-                {"name": "INFERSTACK_BACKEND", "value": config.backend},
-                {"name": "INFERSTACK_DTYPE", "value": config.dtype},
-                {"name": "INFERSTACK_MAX_BATCH_SIZE", "value": str(config.max_batch_size)},
-                {"name": "INFERSTACK_MAX_DELAY_MS", "value": str(config.max_batch_delay_ms)},
-                {"name": "INFERSTACK_SHUTDOWN_TIMEOUT_S", "value": str(shutdown_s)},
+                *[
+                    k8s.core.v1.EnvVarArgsDict(name=name, value=value)
+                    for name, value in environment.items()
+                ],
             ],
             "resources": {
                 "requests": {"cpu": config.cpu, "memory": config.memory, "nvidia.com/gpu": gpus},

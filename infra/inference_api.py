@@ -3,10 +3,12 @@
 Routes (every method ANY, so the app answers wrong methods with its own JSON errors):
 
     /v2, /v2/health/live, /v2/health/ready  -> the default model's function
-    /v2/models/<model>                      -> that model's function
-    /v2/models/<model>/{proxy+}             -> that model's function (ready, infer, ...)
+    /v2/models/<model>                      -> that model's function, or its model server
+    /v2/models/<model>/{proxy+}             -> the same (ready, infer, ...)
 
-Each route integrates (Lambda proxy) with the `live` alias of its model's function.
+A Lambda model's routes integrate (Lambda proxy) with the `live` alias of its function
+(`ModelRoute`); a GPU-served model's (`ServerRoute`) proxy HTTP to its model server,
+through a VPC link on AWS, with the same API keys, throttling and access logs.
 Server-level metadata and health therefore come from the default model's function
 (which lists only its own model); per-model readiness is `/v2/models/<model>/ready`.
 The routes, CORS preflights and gateway responses are one OpenAPI body on the RestApi
@@ -54,9 +56,19 @@ class ModelRoute:
 
 
 @dataclass
+class ServerRoute:
+    """A GPU-served model: its routes go to the model server at `base_url`
+    ("http://host:port"), through the VPC link `vpc_link_id` (None: over the network)."""
+
+    model: str
+    base_url: pulumi.Input[str]
+    vpc_link_id: pulumi.Input[str] | None = None
+
+
+@dataclass
 class InferenceApiArgs:
     config: ApiConfig
-    routes: list[ModelRoute]
+    routes: list[ModelRoute | ServerRoute]
     default_model: str
     log_retention_days: int
 
@@ -79,10 +91,10 @@ class InferenceApi(pulumi.ComponentResource):
         description = "inferstack: Open Inference Protocol v2"
         models = [route.model for route in args.routes]
         table = openapi.route_table(models, args.default_model)
-        self.body = pulumi.Output.all(*[route.invoke_arn for route in args.routes]).apply(
-            lambda arns: openapi.serialize(
+        self.body = pulumi.Output.all(*[_integration(route) for route in args.routes]).apply(
+            lambda integrations: openapi.serialize(
                 openapi.rest_api_body(
-                    name, description, config, table, dict(zip(models, arns, strict=True))
+                    name, description, config, table, dict(zip(models, integrations, strict=True))
                 )
             )
         )
@@ -122,7 +134,9 @@ class InferenceApi(pulumi.ComponentResource):
         )
         self.api_keys = self._create_keys() if config.keys is not None else {}
         for route in args.routes:
-            self._create_permission(route)
+            # A model server needs no permission: API Gateway calls it over the network.
+            if isinstance(route, ModelRoute):
+                self._create_permission(route)
         self.url = self.stage.invoke_url
         self.register_outputs({"url": self.url, "rest_api_id": self.api.id})
 
@@ -237,3 +251,11 @@ class InferenceApi(pulumi.ComponentResource):
             source_arn=pulumi.Output.concat(self.api.execution_arn, "/*/*"),
             opts=self._child(),
         )
+
+
+def _integration(route: ModelRoute | ServerRoute) -> pulumi.Output[openapi.Integration]:
+    if isinstance(route, ModelRoute):
+        return pulumi.Output.from_input(route.invoke_arn).apply(openapi.LambdaIntegration)
+    return pulumi.Output.all(route.base_url, route.vpc_link_id).apply(
+        lambda values: openapi.HttpIntegration(base_url=values[0], vpc_link_id=values[1])
+    )

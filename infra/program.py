@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,13 +15,16 @@ from infra.artifact_store import ArtifactStore, ArtifactStoreArgs
 from infra.artifacts import Artifact, load_artifact
 from infra.autoscaling import Autoscaling, AutoscalingArgs
 from infra.gpu_endpoint import GpuEndpoint, GpuEndpointArgs, PodRole
-from infra.inference_api import InferenceApi, InferenceApiArgs, ModelRoute
+from infra.gpu_network import GpuNetwork, GpuNetworkArgs, GpuTarget
+from infra.inference_api import InferenceApi, InferenceApiArgs, ModelRoute, ServerRoute
 from infra.job_queue import JobQueue, JobQueueArgs
 from infra.job_store import BatchTrigger, JobStore, JobStoreArgs
 from infra.lambda_model import Batches, Jobs, LambdaModel, LambdaModelArgs, S3Model
+from infra.local_server import SHUTDOWN_TIMEOUT_S, LocalModelServer, log_path, preferred_port
 from infra.monitoring import MonitoredFunction, Monitoring, MonitoringArgs
+from infra.server_env import server_environment
 from model_runtime.versions.label import VersionLabel
-from stacks.schema import LambdaConfig, ModelConfig, StackConfig
+from stacks.schema import LambdaConfig, LocalStackTarget, ModelConfig, StackConfig
 
 
 def define_stack(config: StackConfig, stack: str, root: Path) -> dict[str, Any]:
@@ -50,28 +54,45 @@ def define_stack(config: StackConfig, stack: str, root: Path) -> dict[str, Any]:
     functions = _define_functions(
         config, prefix, function_bundles, artifacts, store, job_store, on_aws
     )
-    if functions:
-        default_model = config.default_model
-        assert default_model is not None
+    routes: list[ModelRoute | ServerRoute] = [
+        ModelRoute(model, function.function.name, function.alias.name, function.alias.invoke_arn)
+        for model, function in functions.items()
+    ]
+    if config.gpu_models:
+        assert config.kubernetes is not None
+        kubernetes = providers.kubernetes_provider(stack, config.kubernetes)
+        on_cluster = pulumi.ResourceOptions(providers=[aws_provider, kubernetes])
+        endpoints = _define_gpu_endpoints(config, stack, artifacts, store, on_cluster)
+        outputs["gpuServices"] = {model: e.service_address for model, e in endpoints.items()}
+        if isinstance(config.target, LocalStackTarget):
+            servers = _define_local_servers(config, stack, root, artifacts, endpoints)
+            outputs["localServers"] = {
+                model: {"url": server.url, "pid": server.pid, "log": server.log}
+                for model, server in servers.items()
+            }
+            routes += [ServerRoute(model, base_url=server.url) for model, server in servers.items()]
+        else:
+            network = _define_gpu_network(config, prefix, endpoints, on_cluster)
+            outputs["gpuLoadBalancer"] = network.load_balancer.dns_name
+            routes += [
+                ServerRoute(model, base_url=url, vpc_link_id=network.vpc_link_id)
+                for model, url in network.base_urls.items()
+            ]
+    if routes:
+        # Server-level routes (/v2, health) go to a Lambda model, else to a model server.
+        default_model = config.default_model or routes[0].model
         api = InferenceApi(
             f"{prefix}-api",
             InferenceApiArgs(
                 config=config.api,
-                routes=[
-                    ModelRoute(
-                        model,
-                        function.function.name,
-                        function.alias.name,
-                        function.alias.invoke_arn,
-                    )
-                    for model, function in functions.items()
-                ],
+                routes=routes,
                 default_model=default_model,
                 log_retention_days=config.log_retention_days,
             ),
             on_aws,
         )
         outputs["url"] = api.url
+    if functions:
         outputs["functions"] = {model: fn.function.name for model, fn in functions.items()}
         if job_store is not None:
             outputs["jobsBucket"] = job_store.bucket.bucket
@@ -86,10 +107,6 @@ def define_stack(config: StackConfig, stack: str, root: Path) -> dict[str, Any]:
         deployments = _define_alias_deployments(config, prefix, functions, monitoring, on_aws)
         if deployments:
             outputs["deployments"] = deployments
-    if config.gpu_models:
-        outputs["gpuServices"] = _define_gpu_endpoints(
-            config, stack, artifacts, store, aws_provider
-        )
     return outputs
 
 
@@ -326,13 +343,11 @@ def _define_gpu_endpoints(
     stack: str,
     artifacts: dict[str, Artifact],
     store: ArtifactStore,
-    aws_provider: aws.Provider,
-) -> dict[str, pulumi.Output[str]]:
+    opts: pulumi.ResourceOptions,
+) -> dict[str, GpuEndpoint]:
     assert config.kubernetes is not None
     prefix = f"inferstack-{stack}"
-    kubernetes = providers.kubernetes_provider(stack, config.kubernetes)
-    opts = pulumi.ResourceOptions(providers=[aws_provider, kubernetes])
-    services = {}
+    endpoints = {}
     for model in config.gpu_models:
         assert model.gpu is not None
         artifact = artifacts[model.name]
@@ -355,8 +370,75 @@ def _define_gpu_endpoints(
                 pod_role=pod_role,
                 pod_monitor=config.kubernetes.pod_monitor,
                 model_version=artifact.manifest.version,
+                manifest_name=artifact.manifest.name,
             ),
             opts,
         )
-        services[model.name] = endpoint.service_address
-    return services
+        endpoints[model.name] = endpoint
+    return endpoints
+
+
+def _define_gpu_network(
+    config: StackConfig,
+    prefix: str,
+    endpoints: dict[str, GpuEndpoint],
+    opts: pulumi.ResourceOptions,
+) -> GpuNetwork:
+    """On AWS: the API reaches each GPU endpoint's pods through a VPC link to an internal
+    load balancer, whose target groups the AWS Load Balancer Controller fills."""
+    assert config.kubernetes is not None and config.kubernetes.network is not None
+    targets = []
+    for model in config.gpu_models:
+        assert model.gpu is not None
+        service = endpoints[model.name].service
+        targets.append(
+            GpuTarget(
+                model=model.name,
+                namespace=service.metadata.namespace,
+                service_name=service.metadata.name,
+                termination_grace_s=model.gpu.termination_grace_s,
+            )
+        )
+    return GpuNetwork(
+        f"{prefix}-gpu", GpuNetworkArgs(network=config.kubernetes.network, targets=targets), opts
+    )
+
+
+def _define_local_servers(
+    config: StackConfig,
+    stack: str,
+    root: Path,
+    artifacts: dict[str, Artifact],
+    endpoints: dict[str, GpuEndpoint],
+) -> dict[str, LocalModelServer]:
+    """On LocalStack, what stands in for each GPU endpoint (declared, not emulated): its
+    model server as a process on this machine, on the CPU, reached by the API over HTTP."""
+    prefix = f"inferstack-{stack}"
+    servers = {}
+    for model in config.gpu_models:
+        assert model.gpu is not None
+        artifact = artifacts[model.name]
+        environment = server_environment(
+            model.name,
+            model.gpu,
+            manifest_name=artifact.manifest.name,
+            port=preferred_port(stack, model.name),
+            shutdown_timeout_s=SHUTDOWN_TIMEOUT_S,
+        )
+        servers[model.name] = LocalModelServer(
+            f"{prefix}-{model.name}-server",
+            python=sys.executable,
+            cwd=root,
+            model_dir=artifact.directory,
+            model_hash=artifact.manifest.content_hash(),
+            log=log_path(root, stack, model.name),
+            environment={
+                **environment,
+                "INFERSTACK_HOST": "127.0.0.1",
+                "INFERSTACK_DEVICE": "cpu",
+            },
+            stands_in=f"{prefix}-{model.name}",
+            # Beside the objects it stands in for, in their component.
+            opts=pulumi.ResourceOptions(parent=endpoints[model.name]),
+        )
+    return servers

@@ -8,6 +8,8 @@ process with one line on stderr naming the variable or the file.
 | variable                     | allowed                          | default     |
 |------------------------------|----------------------------------|-------------|
 | MODEL_DIR or MODEL_URI       | as in `model_runtime.settings`   | (one of)    |
+| INFERSTACK_MODEL_NAME        | the name to serve the one model  | its manifest|
+|                              | under (routes, metrics, errors)  | name        |
 | INFERSTACK_HOST              | an address to bind               | 0.0.0.0     |
 | INFERSTACK_PORT              | 1..65535                         | 8080        |
 | INFERSTACK_BACKEND           | onnxruntime, torch               | onnxruntime |
@@ -54,6 +56,7 @@ from model_runtime.settings import (
     read_backend_options,
     read_choice,
     read_number,
+    read_served_name,
     read_whole_number,
 )
 
@@ -71,13 +74,16 @@ class ServerSettings:
     batching: BatchingConfig
     shutdown_timeout_s: int
     log_level: str
+    # INFERSTACK_MODEL_NAME: the one model is served under this name, not its manifest's.
+    model_name: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ServerSettings:
         env = os.environ if environ is None else environ
         backend = read_backend_options(env)
+        runtime = RuntimeSettings.from_env(env)
         return cls(
-            runtime=RuntimeSettings.from_env(env),
+            runtime=runtime,
             host=env.get("INFERSTACK_HOST") or "0.0.0.0",
             port=read_whole_number(env, "INFERSTACK_PORT", 8080, 1, 65535),
             backend=backend,
@@ -88,6 +94,7 @@ class ServerSettings:
             ),
             shutdown_timeout_s=read_whole_number(env, "INFERSTACK_SHUTDOWN_TIMEOUT_S", 25, 1, 3600),
             log_level=read_choice(env, "INFERSTACK_LOG_LEVEL", LOG_LEVELS, "info"),
+            model_name=read_served_name(env, "INFERSTACK_MODEL_NAME", runtime),
         )
 
 
@@ -99,6 +106,11 @@ def build_app(settings: ServerSettings) -> FastAPI:
         # threads get the others (measured: 1.4-1.7x more req/s than all cores on 2).
         runtime = dataclasses.replace(runtime, threads=max(1, available_cpus() - 1))
     engines = runtime.load_engines(settings.backend)
+    if settings.model_name is not None:
+        (engine,) = engines
+        # Everything names a model by its manifest's name (routes, metadata, batchers,
+        # metrics labels, errors): the manifest is what carries the served name.
+        engine.manifest = engine.manifest.model_copy(update={"name": settings.model_name})
     metrics = Metrics()
     batchers = {
         engine.name: DynamicBatcher(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ from model_runtime.backends import BackendOptions
 from model_runtime.delivery import S3Location, materialize
 from model_runtime.engine import Engine
 from model_runtime.errors import ConfigError, OptionNotAllowed
+from model_runtime.manifest import NAME_PATTERN
 from model_runtime.telemetry.coldstart import ColdStart
 
 # The variable each BackendOptions field is read from.
@@ -111,6 +113,25 @@ def parse_model_uris(raw: str) -> tuple[str, ...]:
                 " /opt/models/<name> or another local directory"
             )
     return uris
+
+
+def read_served_name(env: Mapping[str, str], name: str, runtime: RuntimeSettings) -> str | None:
+    """The name to serve the one configured model under (None: its manifest's name)."""
+    value = env.get(name) or None
+    if value is None:
+        return None
+    if not re.fullmatch(NAME_PATTERN, value):
+        raise ConfigError(
+            f"{name} has value {value!r}; allowed: a model name (lowercase letters, digits and"
+            " '_.-', starting with a letter or digit, at most 63 characters)"
+        )
+    models = len(runtime.model_dirs) + len(runtime.model_uris)
+    if models != 1:
+        raise ConfigError(
+            f"{name} has value {value!r}, which renames exactly one model; MODEL_DIR and"
+            f" MODEL_URI configure {models}"
+        )
+    return value
 
 
 def read_backend_options(env: Mapping[str, str]) -> BackendOptions:

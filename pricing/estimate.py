@@ -49,6 +49,16 @@ class ModelUsage:
     artifact_bytes: int | None  # None: the artifact is not built
     lambda_: LambdaUsage | None
     gpu: GpuUsage | None
+    # A GPU-served model of the stack with the same artifact (`digits-gpu` beside
+    # `digits`): what the Lambda path is compared with when the model has no GPU endpoint.
+    gpu_twin: tuple[str, GpuUsage] | None = None
+
+    @property
+    def compared_gpu(self) -> GpuUsage | None:
+        """The GPU endpoint the break-even compares the Lambda path with."""
+        if self.gpu is not None:
+            return self.gpu
+        return self.gpu_twin[1] if self.gpu_twin is not None else None
 
 
 @dataclass(frozen=True)
@@ -65,6 +75,8 @@ class BreakEven:
 
     rps: float | None
     reason: str = ""
+    # The GPU-served model compared with, when it is not the model itself.
+    against: str | None = None
 
 
 @dataclass(frozen=True)
@@ -128,23 +140,25 @@ def gpu_usd(gpu: GpuUsage, hours: float, p: Prices) -> float:
 def break_even(model: ModelUsage, hours: float, p: Prices) -> BreakEven:
     """Where `lambda_usd` (piecewise linear in the rate: one slope while provisioned
     environments absorb the requests, a steeper one after) reaches the GPU's fixed cost."""
-    if model.gpu is None:
+    gpu = model.compared_gpu
+    if gpu is None:
         return BreakEven(None, "no GPU endpoint declared")
     if model.lambda_ is None:
         return BreakEven(None, "no Lambda function declared")
     if model.latency.ms is None:
         return BreakEven(None, "needs the warm latency")
     function, billed = model.lambda_, billed_ms(model.latency.ms)
-    target = gpu_usd(model.gpu, hours, p)
+    against = model.gpu_twin[0] if model.gpu is None and model.gpu_twin is not None else None
+    target = gpu_usd(gpu, hours, p)
     fixed = lambda_usd(function, billed, 0, hours, p)
     if fixed >= target:
-        return BreakEven(0.0)
+        return BreakEven(0.0, against=against)
     knee = provisioned_rps(function, billed)
     at_knee = lambda_usd(function, billed, knee, hours, p)
     if at_knee >= target:
-        return BreakEven(knee * (target - fixed) / (at_knee - fixed))
+        return BreakEven(knee * (target - fixed) / (at_knee - fixed), against=against)
     slope = lambda_usd(function, billed, knee + 1, hours, p) - at_knee
-    return BreakEven(knee + (target - at_knee) / slope)
+    return BreakEven(knee + (target - at_knee) / slope, against=against)
 
 
 def estimate(model: ModelUsage, rps: float, hours: float, p: Prices) -> ModelCost:

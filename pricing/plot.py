@@ -44,12 +44,14 @@ def plot_costs(
             [lambda_usd(model.lambda_, billed, r, hours, prices) for r in rates],
             label=f"Lambda ({model.lambda_.architecture}, {model.lambda_.memory_mb} MB)",
         )
-        if model.gpu is not None:
-            gpu = gpu_usd(model.gpu, hours, prices)
+        compared = model.compared_gpu
+        if compared is not None:
+            gpu = gpu_usd(compared, hours, prices)
+            twin = f"{model.gpu_twin[0]}: " if model.gpu is None and model.gpu_twin else ""
             axis.plot(
                 rates,
                 [gpu] * len(rates),
-                label=f"GPU ({model.gpu.min_replicas} x {prices.gpu_node_hour.instance_type})",
+                label=f"GPU ({twin}{compared.min_replicas} x {prices.gpu_node_hour.instance_type})",
             )
             if even:
                 axis.axvline(

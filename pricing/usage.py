@@ -8,13 +8,16 @@ from pathlib import Path
 from model_runtime.manifest import MANIFEST_FILE, Manifest
 from pricing.estimate import GpuUsage, LambdaUsage, ModelUsage
 from pricing.latency import WarmLatency, warm_latency
-from stacks.schema import ModelConfig
+from stacks.schema import GpuConfig, ModelConfig
 
 NOT_NEEDED = WarmLatency(None, "not needed: no Lambda function")
 
 
-def usage_of(model: ModelConfig, root: Path, deployed: WarmLatency | None) -> ModelUsage:
-    """`deployed`: CloudWatch's latency for the model, when the stack is deployed."""
+def usage_of(
+    model: ModelConfig, root: Path, deployed: WarmLatency | None, twin: ModelConfig | None = None
+) -> ModelUsage:
+    """`deployed`: CloudWatch's latency for the model, when the stack is deployed; `twin`:
+    the stack's GPU-served model of the same artifact (see `gpu_twins`)."""
     function = model.lambda_
     return ModelUsage(
         name=model.name,
@@ -27,12 +30,24 @@ def usage_of(model: ModelConfig, root: Path, deployed: WarmLatency | None) -> Mo
             architecture=function.architecture,
             provisioned_min=function.provisioned.min if function.provisioned else 0,
         ),
-        gpu=None
-        if model.gpu is None
-        else GpuUsage(
-            min_replicas=model.gpu.min_replicas, gpus_per_replica=model.gpu.gpus_per_replica
-        ),
+        gpu=None if model.gpu is None else _gpu_usage(model.gpu),
+        gpu_twin=None if twin is None or twin.gpu is None else (twin.name, _gpu_usage(twin.gpu)),
     )
+
+
+def gpu_twins(models: list[ModelConfig]) -> dict[str, ModelConfig]:
+    """Lambda model name -> the GPU-served model serving the same artifact (a model has one
+    backend, so the same model on both is two names), to compare their costs."""
+    served = {m.artifact_dir: m for m in models if m.gpu is not None and m.lambda_ is None}
+    return {
+        m.name: served[m.artifact_dir]
+        for m in models
+        if m.lambda_ is not None and m.artifact_dir in served
+    }
+
+
+def _gpu_usage(gpu: GpuConfig) -> GpuUsage:
+    return GpuUsage(min_replicas=gpu.min_replicas, gpus_per_replica=gpu.gpus_per_replica)
 
 
 def artifact_bytes(directory: Path) -> int | None:

@@ -6,9 +6,12 @@ embeddings out) ships as a layer too: ~37 MB unzipped beside the ~115 MB runtime
 well inside Lambda's 250 MB. `digits` also takes jobs (its SQS queue, polled by an event
 source mapping) and batches (JSONL files under `batches/digits/in/` in the data bucket):
 SQS, S3 notifications and event source mappings are in LocalStack community. No
-provisioned concurrency and no GPU endpoint: LocalStack community emulates neither
-Application Auto Scaling nor Kubernetes. The alarms fire after one breaching minute (one
-period) and notify a topic nobody subscribes to: read their states with the AWS CLI.
+provisioned concurrency: LocalStack community does not emulate Application Auto Scaling.
+`digits-gpu` is the digits artifact served by the batching model server under another
+name: its GPU endpoint (Kubernetes objects) is declared, not emulated, and a local process
+(the container server on the CPU) stands in for it behind the same API. The alarms fire
+after one breaching minute (one period) and notify a topic nobody subscribes to: read
+their states with the AWS CLI.
 """
 
 from stacks.schema import (
@@ -16,6 +19,8 @@ from stacks.schema import (
     ArtifactStoreConfig,
     AsyncConfig,
     BatchConfig,
+    GpuConfig,
+    KubernetesConfig,
     LambdaConfig,
     LocalStackTarget,
     ModelConfig,
@@ -46,7 +51,15 @@ STACK = StackConfig(
             delivery="layer",
             lambda_=LambdaConfig(memory_mb=2048, timeout_s=15, p99_ms=2000),
         ),
+        # The GPU path, tried on this machine: requests wait up to 5 ms to share a batch.
+        ModelConfig(
+            name="digits-gpu",
+            artifact="build/models/digits",
+            gpu=GpuConfig(image="inferstack-gpu:0.1.0", max_batch_size=32, max_batch_delay_ms=5),
+        ),
     ],
+    # Declared for the GPU endpoint's objects; no cluster is contacted on LocalStack.
+    kubernetes=KubernetesConfig(),
     artifact_store=ArtifactStoreConfig(force_destroy=True),
     api=ApiConfig(stage="local", throttle_rate_rps=1000, throttle_burst=2000),
     log_retention_days=1,

@@ -1,5 +1,6 @@
-"""Production on AWS: warm functions, keys with quotas, a GPU endpoint on EKS, and jobs and
-batches (SQS, S3) for `digits-int8`.
+"""Production on AWS: warm functions, keys with quotas, a GPU endpoint on EKS behind the same
+API (`digits-gpu`: the `digits` artifact on the batching server), and jobs and batches
+(SQS, S3) for `digits-int8`.
 
 Set the values below to your account's before `pulumi up -s prod`.
 """
@@ -13,6 +14,7 @@ from stacks.schema import (
     AsyncConfig,
     AwsTarget,
     BatchConfig,
+    ClusterNetwork,
     Cors,
     GpuConfig,
     KubernetesConfig,
@@ -38,6 +40,13 @@ OIDC_PROVIDER_ARN = (
 # The Helm release of the cluster's kube-prometheus-stack: its Prometheus scrapes the
 # PodMonitors labelled `release: <this>`, and prometheus-adapter serves the HPA's metric.
 PROMETHEUS_RELEASE = "kube-prometheus-stack"
+# Your cluster's network: its VPC, the private subnets the API's internal load balancer
+# goes in (one per Availability Zone, routable to the pods), and the security group on
+# the pods' network interfaces (EKS's cluster security group unless your pods have their
+# own): it lets the load balancer in on the model server's port only.
+CLUSTER_VPC = "vpc-0123456789abcdef0"
+CLUSTER_SUBNETS = ["subnet-0123456789abcdef0", "subnet-0123456789abcdef1"]
+CLUSTER_SECURITY_GROUP = "sg-0123456789abcdef0"
 # Who hears of the alarms: the on-call address (it confirms its subscription first) and
 # your paging service's HTTPS integration URL.
 ALARM_EMAIL = "oncall@example.com"
@@ -91,6 +100,11 @@ STACK = StackConfig(
                     ],
                 ),
             ),
+        ),
+        # The same artifact on GPUs, behind the same API and keys: /v2/models/digits-gpu.
+        ModelConfig(
+            name="digits-gpu",
+            artifact="build/models/digits",
             gpu=GpuConfig(
                 image=GPU_IMAGE,
                 gpus_per_replica=1,
@@ -140,6 +154,11 @@ STACK = StackConfig(
         context=KUBE_CONTEXT,
         oidc_provider_arn=OIDC_PROVIDER_ARN,
         pod_monitor=PodMonitorConfig(labels={"release": PROMETHEUS_RELEASE}),
+        network=ClusterNetwork(
+            vpc_id=CLUSTER_VPC,
+            subnet_ids=CLUSTER_SUBNETS,
+            cluster_security_group_id=CLUSTER_SECURITY_GROUP,
+        ),
     ),
     log_retention_days=90,
     monitoring=MonitoringConfig(

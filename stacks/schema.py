@@ -576,6 +576,39 @@ class PodMonitorConfig(BaseModel):
     labels: dict[str, str] = {}
 
 
+# AWS resource ids: a prefix, then 8 (older resources) or 17 hexadecimal digits.
+_AWS_ID = r"^{prefix}-([0-9a-f]{{8}}|[0-9a-f]{{17}})$"
+VpcId = Annotated[str, AfterValidator(_matches(_AWS_ID.format(prefix="vpc"), "VPC id"))]
+SubnetId = Annotated[str, AfterValidator(_matches(_AWS_ID.format(prefix="subnet"), "subnet id"))]
+SecurityGroupId = Annotated[
+    str, AfterValidator(_matches(_AWS_ID.format(prefix="sg"), "security group id"))
+]
+
+
+class ClusterNetwork(BaseModel):
+    """Where the cluster's pods are reachable, for the stack's API to route to its GPU-served
+    models on AWS: an internal Network Load Balancer in `subnet_ids` of `vpc_id` (one per
+    Availability Zone, reachable from the pods) sends to the pods' IPs, and
+    `cluster_security_group_id` (the security group on the pods' network interfaces, EKS's
+    cluster security group by default) gets one rule letting the load balancer in."""
+
+    model_config = _config("kubernetes.network")
+
+    vpc_id: VpcId
+    subnet_ids: list[SubnetId] = Field(min_length=1)
+    cluster_security_group_id: SecurityGroupId
+
+    @model_validator(mode="after")
+    def _subnets_once(self) -> ClusterNetwork:
+        repeated = sorted({s for s in self.subnet_ids if self.subnet_ids.count(s) > 1})
+        if repeated:
+            raise _fail(
+                f"kubernetes.network.subnet_ids: {', '.join(repeated)} listed more than once;"
+                " allowed: each subnet once"
+            )
+        return self
+
+
 class KubernetesConfig(BaseModel):
     model_config = _config("kubernetes")
 
@@ -595,6 +628,9 @@ class KubernetesConfig(BaseModel):
     # Declare a PodMonitor per GPU endpoint (the cluster runs the Prometheus Operator);
     # None: the pods' `prometheus.io/*` annotations are all a scraper gets.
     pod_monitor: PodMonitorConfig | None = None
+    # Required on an AWS target with a GPU-served model (gpu without lambda_): how the
+    # stack's API reaches the pods. Not used on a LocalStack target.
+    network: ClusterNetwork | None = None
 
 
 # --- models and the API --------------------------------------------------------------
@@ -603,7 +639,8 @@ class KubernetesConfig(BaseModel):
 class ModelConfig(BaseModel):
     model_config = _config("models[]")
 
-    # Must equal the artifact's manifest name: it is the name in /v2/models/{name}.
+    # The name in /v2/models/{name}. A Lambda model's must equal its artifact's manifest
+    # name; a GPU-served model may differ (the server serves the artifact under it).
     name: ModelName
     # The artifact directory `{model.onnx, manifest.json}`, relative to the project root;
     # defaults to where `inferstack build` writes it.
@@ -638,6 +675,12 @@ class ModelConfig(BaseModel):
         if self.lambda_ is None and self.gpu is None:
             raise _fail(
                 f"model {self.name!r} has neither lambda_ nor gpu serving; declare at least one"
+            )
+        if self.lambda_ is not None and self.gpu is not None:
+            raise _fail(
+                f"models[{self.name}]: declare lambda_ or gpu, not both: /v2/models/{self.name}"
+                " goes to one backend; serve the other under another name, e.g. ModelConfig("
+                f"name='{self.name}-gpu', artifact='build/models/{self.name}', gpu=...)"
             )
         for section, value in (
             ("async", self.async_),
@@ -777,6 +820,19 @@ class StackConfig(BaseModel):
         if gpu and self.kubernetes is None:
             raise _fail(
                 f"models[{gpu[0]}].gpu needs the stack's kubernetes settings (kubeconfig, context)"
+            )
+        gpu_served = [m.name for m in self.models if m.gpu is not None and m.lambda_ is None]
+        if (
+            gpu_served
+            and self.target.kind == "aws"
+            and self.kubernetes is not None
+            and self.kubernetes.network is None
+        ):
+            raise _fail(
+                f"kubernetes.network is required: the stack's API routes models[{gpu_served[0]}] to"
+                " its GPU endpoint through an internal load balancer in the cluster's VPC; set"
+                " kubernetes.network=ClusterNetwork(vpc_id='vpc-...', subnet_ids=['subnet-...'],"
+                " cluster_security_group_id='sg-...')"
             )
         return self
 

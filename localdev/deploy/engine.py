@@ -14,6 +14,7 @@ through Pulumi (infra/automation.py).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -38,7 +39,7 @@ from infra.evaluate import (
 from layers.package import project_root
 from localdev.deploy.assets import canonical, fingerprint, is_unknown
 from localdev.deploy.aws import Clients, ProviderConfig, error_code, reachable
-from localdev.deploy.realizers import REALIZERS, not_emulated_reason
+from localdev.deploy.realizers import not_emulated_reason, realizer_for, stand_in_reason
 from localdev.deploy.realizers.base import Context, Inputs, Realized, Realizer
 from localdev.deploy.state import (
     Creating,
@@ -293,12 +294,23 @@ def down(stack: str, *, root: Path = ROOT, echo: Echo | None = None) -> Summary:
 
 
 def forget(stack: str, *, root: Path = ROOT) -> int:
-    """Drop the stack's state without deleting anything: for when the LocalStack that held
-    its resources is gone (community edition keeps nothing across restarts). Returns how
-    many resources the state listed."""
+    """Drop the stack's state without deleting anything in LocalStack: for when the
+    LocalStack that held its resources is gone (community edition keeps nothing across
+    restarts). What lives outside it (a local model server process) is deleted. Returns
+    how many resources the state listed."""
     path = state_path(root, stack)
     with locked(path):
         state = StackState.load(path, stack)
+        # What lives outside LocalStack (a local model server's process) is still there.
+        outside = [
+            resource
+            for resource in [*state.resources, *state.pending_deletes]
+            if (realizer := realizer_for(resource.type)) is not None and not realizer.aws
+        ]
+        failed = _delete_all(outside, {}, [], None)
+        if failed:
+            names = ", ".join(resource.name for resource in failed)
+            raise DeployError(f"stack {stack!r}: could not delete {names}; run `down` again")
         path.unlink(missing_ok=True)
     return len(state.resources) + len(state.pending_deletes) + len(state.creating)
 
@@ -322,8 +334,11 @@ def status(stack: str, *, root: Path = ROOT, verify: bool = True) -> StackStatus
 
     def check(resource: ResourceState) -> ResourceStatus:
         present = None
-        realizer = REALIZERS.get(resource.type)
-        if verify and up_now and realizer is not None and resource.provider in clients:
+        realizer = realizer_for(resource.type)
+        if verify and realizer is not None and not realizer.aws:
+            # Not in LocalStack (a local process): checked whether LocalStack is up or not.
+            present = is_present(realizer, no_aws(), resource)
+        elif verify and up_now and realizer is not None and resource.provider in clients:
             present = is_present(realizer, clients[resource.provider], resource)
         return ResourceStatus(resource.type, resource.name, resource.id, present)
 
@@ -345,6 +360,20 @@ def is_present(realizer: Realizer, clients: Clients, resource: ResourceState) ->
             f"cannot tell whether {resource.type} {resource.name} ({resource.id}) exists: "
             f"AWS error {error_code(exc) or 'without a code'}"
         ) from exc
+
+
+@functools.cache
+def no_aws() -> Clients:
+    """The clients of resources that need none (`Realizer.aws` False): a provider with no
+    endpoints, so that any AWS call made through them is refused, never sent to AWS."""
+    return Clients(ProviderConfig(region="", endpoints={}, access_key="", secret_key=""))
+
+
+def _clients_for(
+    realizer: Realizer, resource: ResourceState, clients: Mapping[str, Clients]
+) -> Clients | None:
+    """The clients to act on `resource` with; None when its AWS provider is unknown."""
+    return no_aws() if not realizer.aws else clients.get(resource.provider)
 
 
 def localstack_endpoint(config: StackConfig) -> str:
@@ -379,8 +408,22 @@ class _Cloud(Mocks):
         self.creating: dict[str, Creating] = {}
         self.doomed: list[ResourceState] = []
         self.changes: list[Change] = []
-        self.not_emulated: list[NotEmulated] = []
+        # What is declared, not emulated, with the name of its parent (a component).
+        self._declared: list[tuple[NotEmulated, str]] = []
+        # Component name -> the realized resource standing in for its not-emulated
+        # children (a dynamic resource's `standsIn` input).
+        self._stand_ins: dict[str, str] = {}
         self.error: BaseException | None = None
+
+    @property
+    def not_emulated(self) -> list[NotEmulated]:
+        with self._lock:
+            return [
+                dataclasses.replace(item, reason=stand_in_reason(self._stand_ins[parent]))
+                if parent in self._stand_ins
+                else item
+                for item, parent in self._declared
+            ]
 
     def call(self, args: MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
         raise DeployError(f"the program made a provider call ({args.token}); none is realized")
@@ -427,19 +470,30 @@ class _Cloud(Mocks):
             reason = "its inputs come from a resource that is not emulated"
         if reason is not None:
             with self._lock:
-                self.not_emulated.append(NotEmulated(args.typ, args.name, reason))
+                # A URN ends with the resource's name: ...::<type>::<name>.
+                parent = registration.parent.rsplit("::", 1)[-1]
+                self._declared.append((NotEmulated(args.typ, args.name, reason), parent))
             return None, inputs
-        realizer = REALIZERS[args.typ]
+        realizer = realizer_for(args.typ)
+        assert realizer is not None
         provider = (args.provider or "").rsplit("::", 1)[0]
-        clients = self._clients.get(provider)
-        if clients is None:
-            raise DeployError("it has no AWS provider of this stack (every resource needs one)")
+        if realizer.aws:
+            clients = self._clients.get(provider)
+            if clients is None:
+                raise DeployError("it has no AWS provider of this stack (every resource needs one)")
+        else:
+            clients, provider = no_aws(), ""
+            stands_in = inputs.get("standsIn")
+            if isinstance(stands_in, str) and stands_in:
+                with self._lock:
+                    self._stand_ins[stands_in] = args.name
         options = registration.options
         _check_options(options)
         old = self._previous.get(registration.urn)
         if old is not None and old.type == args.typ:
             inputs = _keep_ignored(inputs, old, options.ignore_changes)
-        _check_supported(realizer, inputs)
+        if realizer.aws:
+            _check_supported(realizer, inputs)
         tags = {**clients.config.default_tags, **(inputs.get("tags") or {})}
         canon = canonical({key: value for key, value in inputs.items() if key != "tags"})
         if realizer.taggable:
@@ -616,15 +670,15 @@ def _left_by(
     the state lists (a sibling's, where `find` lists a scope: an API's deployments). Reads
     only."""
     resource = creating.resource
-    realizer = REALIZERS.get(resource.type)
+    realizer = realizer_for(resource.type)
     config = state.providers.get(resource.provider)
-    if realizer is None or config is None:
+    if realizer is None or (config is None and realizer.aws):
         raise DeployError(
             f"the deploy state {path} records an unfinished create of {resource.type} "
             f"{resource.name} that this engine cannot look for; delete the file"
         )
     ctx = Context(
-        Clients(ProviderConfig.from_json(config)),
+        Clients(ProviderConfig.from_json(config)) if config is not None else no_aws(),
         resource.name,
         creating.tags,
         reuse_name=creating.reuse_name,
@@ -667,7 +721,7 @@ def _plan(
     if old.inputs_hash == digest:
         if realizer.exists(context, old):
             return Plan("same")
-        return Plan("create", "it is gone from LocalStack")
+        return Plan("create", realizer.gone)
     changed = frozenset(
         key for key in set(old.inputs) | set(canon) if old.inputs.get(key) != canon.get(key)
     )
@@ -676,7 +730,7 @@ def _plan(
         _refuse_if_protected(options, f"replacing it ({forcing}) deletes it")
         return Plan("replace", forcing, changed)
     if not realizer.exists(context, old):
-        return Plan("create", "it is gone from LocalStack", changed)
+        return Plan("create", realizer.gone, changed)
     return Plan("update", f"{', '.join(sorted(changed))} changed", changed)
 
 
@@ -794,7 +848,7 @@ def _delete_all(
     clients = {urn: Clients(ProviderConfig.from_json(dict(c))) for urn, c in providers.items()}
     owned = {}
     for resource in doomed:
-        realizer = REALIZERS.get(resource.type)
+        realizer = realizer_for(resource.type)
         key = realizer.owns(resource) if realizer else None
         if key:
             owned[key] = resource
@@ -802,8 +856,9 @@ def _delete_all(
     failed_owners: set[str] = set()
     riders: dict[str, list[ResourceState]] = {}
     for resource in _dependents_first(doomed):
-        realizer = REALIZERS.get(resource.type)
-        if realizer is None or resource.provider not in clients:
+        realizer = realizer_for(resource.type)
+        acting = _clients_for(realizer, resource, clients) if realizer else None
+        if realizer is None or acting is None:
             failed.append(resource)
             continue
         started = time.monotonic()
@@ -818,7 +873,7 @@ def _delete_all(
             continue
         else:
             try:
-                realizer.delete(_context(clients[resource.provider], resource), resource)
+                realizer.delete(_context(acting, resource), resource)
             except (ClientError, BotoCoreError, DeployError) as exc:
                 # Recorded as still to delete (the next up or down retries); a bug propagates.
                 if echo is not None:

@@ -112,6 +112,11 @@ class Realizer:
     # the end of `up`; resources whose identity does not change must go first.
     delete_before_replace: bool = False
     taggable: bool = False
+    # False for what lives outside AWS (a dynamic provider's resources): no AWS provider
+    # and no clients needed, and the inputs are the provider's to check.
+    aws: bool = True
+    # Why a resource that was deployed unchanged is created again.
+    gone: str = "it is gone from LocalStack"
 
     def create(self, ctx: Context, inputs: Inputs) -> Realized:
         raise NotImplementedError

@@ -40,6 +40,8 @@ from tests.support.deploy import (
 
 STACK = "t-local"
 DIGITS = ["digits", "digits-int8"]
+# The digits artifact, served by the local model server under this name.
+GPU = "digits-gpu"
 TEXT = "minilm-int8"
 MODELS = [*DIGITS, TEXT]
 TEXTS = [
@@ -104,12 +106,21 @@ def test_up_realizes_every_declared_resource(deployed: Deployed) -> None:
     expected = sorted(
         (r.type, r.name)
         for r in declared.resources
-        if r.custom and not r.type.startswith("pulumi:providers:")
+        # The Kubernetes objects are declared, not emulated (below).
+        if r.custom and not r.type.startswith(("pulumi:providers:", "kubernetes:"))
     )
     summary = deployed.summary
     assert sorted((c.type, c.name) for c in summary.changes) == expected
     assert summary.counts["created"] == len(expected)
-    assert summary.not_emulated == ()
+    # digits-gpu's GPU endpoint: declared, not emulated; its local server stands in.
+    stand_in = f"inferstack-{STACK}-{GPU}-server"
+    assert stand_in in {name for _, name in expected}
+    assert {(item.type, item.name) for item in summary.not_emulated} == {
+        (r.type, r.name) for r in declared.resources if r.type.startswith("kubernetes:")
+    }
+    assert {item.reason for item in summary.not_emulated} == {
+        f"no Kubernetes cluster: served by a local process instead: {stand_in}"
+    }
     assert summary.outputs["functions"] == {m: f"inferstack-{STACK}-{m}" for m in MODELS}
     assert deployed.url.startswith("http://127.0.0.1:4566/restapis/")
 
@@ -267,17 +278,24 @@ def test_a_model_change_redeploys_only_what_depends_on_it(
 
     prefix = f"inferstack-{STACK}"
     files = [*Manifest.load(deployed.artifacts["digits"]).files, MANIFEST_FILE]
+    gpu_objects = {f"{prefix}-artifacts-{GPU}-{file}" for file in files}
     assert summary.names("replace") == {
         f"{prefix}-digits-model",  # the model layer: a new version
         # Content-addressed keys: every object of the model is a new one.
         *(f"{prefix}-artifacts-digits-{file}" for file in files),
+        # digits-gpu serves the same artifact: its objects, and its server restarts on it.
+        *gpu_objects,
+        f"{prefix}-{GPU}-server",
     }
     assert summary.names("update") == {f"{prefix}-digits", f"{prefix}-digits-live"}
     assert summary.names("create") == set()
     # The replaced layer version, nothing else; the replaced objects are retained (an
     # older function version may still load them: a rollback).
     assert summary.names("delete") == {f"{prefix}-digits-model"}
-    assert summary.names("retain") == summary.names("replace") - {f"{prefix}-digits-model"}
+    assert summary.names("retain") == summary.names("replace") - {
+        f"{prefix}-digits-model",
+        f"{prefix}-{GPU}-server",
+    }
     # The API points at the `live` alias, so it needs no redeployment.
     assert f"{prefix}-api-deployment" in summary.names("same")
     assert {f"{prefix}-digits-int8", f"{prefix}-{TEXT}"} <= summary.names("same")
@@ -286,6 +304,9 @@ def test_a_model_change_redeploys_only_what_depends_on_it(
     expected = Engine.load(deployed.artifacts["digits"]).infer({"image": images})
     np.testing.assert_allclose(after["probabilities"], expected["probabilities"], atol=1e-6)
     assert not np.allclose(after["probabilities"], before["probabilities"], atol=1e-6)
+    # The restarted server serves the new model (on the same URL: the API is unchanged).
+    served = outputs_of(http.post(f"/v2/models/{GPU}/infer", json=infer_body(images)))
+    np.testing.assert_allclose(served["probabilities"], expected["probabilities"], atol=1e-6)
 
 
 def test_down_leaves_nothing_behind(deployed: Deployed, endpoint: str) -> None:

@@ -143,7 +143,7 @@ def test_plot_gets_every_model_and_says_what_it_left_out(
     path = tmp_path / "plots" / "cost.png"
     result = inferstack("--stack", "local", "--rps", "20", "--plot", str(path))
     assert result.exit_code == 0, result.output
-    assert drawn == [(["digits", "digits-int8", "minilm-int8"], 20.0, 730.0, path)]
+    assert drawn == [(["digits", "digits-int8", "minilm-int8", "digits-gpu"], 20.0, 730.0, path)]
     assert path.parent.is_dir()
     assert f"plot: {path} (not drawn: digits-int8 (latency unknown))" in flat(result.stdout)
 

@@ -24,7 +24,7 @@ from tests.support.kubernetes import kubernetes_objects, manifest, one
 
 KUBERNETES_VERSION = "1.31.0"
 # Custom resources: kubernetes-validate ships no schema for them (checked field by field).
-CUSTOM_KINDS = {"PodMonitor"}
+CUSTOM_KINDS = {"PodMonitor", "TargetGroupBinding"}
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +76,7 @@ def test_deployment_runs_the_model_server_on_gpu_nodes(prod: Evaluation) -> None
     assert container["livenessProbe"]["httpGet"]["path"] == "/v2/health/live"
     assert container["ports"] == [{"name": "http", "containerPort": 8080}]
     env = {item["name"]: item["value"] for item in container["env"]}
-    assert env["MODEL_URI"] == prod.outputs["modelUris"]["digits"]
+    assert env["MODEL_URI"] == prod.outputs["modelUris"]["digits-gpu"]
     assert (env["INFERSTACK_MAX_BATCH_SIZE"], env["INFERSTACK_MAX_DELAY_MS"]) == ("64", "5")
     assert env["INFERSTACK_PORT"] == "8080"
     assert env["INFERSTACK_SHUTDOWN_TIMEOUT_S"] == "50"  # 60 s grace - 5 s pre-stop - 5 s
@@ -95,7 +95,7 @@ def test_hpa_scales_on_the_servers_per_pod_metric_with_cpu_as_fallback(prod: Eva
     assert spec["scaleTargetRef"] == {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "name": "digits",
+        "name": "digits-gpu",
     }
     assert (spec["minReplicas"], spec["maxReplicas"]) == (2, 8)
     pods, cpu = spec["metrics"]
@@ -120,16 +120,16 @@ def test_service_and_pdb_select_the_deployments_pods(prod: Evaluation) -> None:
     pdb = one(prod, "kubernetes:policy/v1:PodDisruptionBudget")
     assert pdb["spec"]["selector"]["matchLabels"] == labels
     namespaces = {manifest(o)["metadata"].get("namespace") for o in kubernetes_objects(prod)}
-    assert namespaces == {None, "inferstack-prod-digits"}  # None: the Namespace itself
+    assert namespaces == {None, "inferstack-prod-digits-gpu"}  # None: the Namespace itself
 
 
 def test_pods_assume_their_own_role_through_the_service_account(prod: Evaluation) -> None:
     account = one(prod, "kubernetes:core/v1:ServiceAccount")
-    role = prod.named("inferstack-prod-digits-podrole")
+    role = prod.named("inferstack-prod-digits-gpu-podrole")
     assert account["metadata"]["annotations"] == {"eks.amazonaws.com/role-arn": role.outputs["arn"]}
     assert account["automountServiceAccountToken"] is False
     deployment = one(prod, "kubernetes:apps/v1:Deployment")
-    assert deployment["spec"]["template"]["spec"]["serviceAccountName"] == "digits"
+    assert deployment["spec"]["template"]["spec"]["serviceAccountName"] == "digits-gpu"
 
 
 @pytest.fixture(scope="module")
@@ -159,7 +159,7 @@ def test_a_configured_node_selector_reaches_the_pods(variant: Evaluation) -> Non
 
 def test_no_pod_monitor_unless_asked(variant: Evaluation) -> None:
     assert KubernetesConfig(context="c").pod_monitor is None
-    assert not [o for o in kubernetes_objects(variant) if o.inputs["kind"] in CUSTOM_KINDS]
+    assert not [o for o in kubernetes_objects(variant) if o.inputs["kind"] == "PodMonitor"]
 
 
 def test_pod_monitor_scrapes_the_pods_metrics_port_and_path(prod: Evaluation) -> None:

@@ -50,13 +50,13 @@ parliament = _import_parliament()
 
 # (stack, resource, parliament's issue) -> why the finding is not a defect.
 ALLOWED: dict[tuple[str, str, str], str] = {
-    ("prod", "inferstack-prod-digits-podrole", "UNKNOWN_FEDERATION_SOURCE"): (
+    ("prod", "inferstack-prod-digits-gpu-podrole", "UNKNOWN_FEDERATION_SOURCE"): (
         "parliament 1.6 knows SAML providers and four public web identity providers as "
         "federated principals, not IAM OIDC providers: an EKS cluster's "
         "arn:aws:iam::<account>:oidc-provider/<issuer> is the principal AWS documents "
         "for IRSA"
     ),
-    ("prod", "inferstack-prod-digits-podrole", "UNKNOWN_CONDITION_FOR_ACTION"): (
+    ("prod", "inferstack-prod-digits-gpu-podrole", "UNKNOWN_CONDITION_FOR_ACTION"): (
         "`<issuer>:sub` and `<issuer>:aud` are the condition keys IAM gives each OIDC "
         "provider, named after its issuer (here the EKS cluster's): parliament's IAM "
         "definitions list only the fixed keys of sts:AssumeRoleWithWebIdentity"
@@ -148,7 +148,7 @@ def test_the_linter_catches_a_broken_statement(
     evaluations: dict[str, Evaluation], breach: dict[str, Any], issue: str
 ) -> None:
     prod = evaluations["prod"]
-    document = json.loads(prod.named("inferstack-prod-digits-podrole-policy").inputs["policy"])
+    document = json.loads(prod.named("inferstack-prod-digits-gpu-podrole-policy").inputs["policy"])
     assert lint(document) == []
     (statement,) = document["Statement"]
     statement.update(breach)

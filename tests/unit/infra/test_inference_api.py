@@ -19,13 +19,17 @@ from hypothesis import strategies as st
 
 from infra import openapi
 from infra.errors import StackConfigError
-from infra.evaluate import Evaluation
+from infra.evaluate import Evaluation, evaluate
+from infra.gpu_network import GpuNetwork, GpuNetworkArgs, GpuTarget, listener_port
+from infra.inference_api import InferenceApi, InferenceApiArgs, ModelRoute, ServerRoute
 from infra.stack_loader import available_stacks, load_stack
-from stacks.schema import ApiConfig, ApiKeys, Cors, StackConfig
+from stacks.schema import ApiConfig, ApiKeys, ClusterNetwork, Cors, StackConfig
 
 Leaf = tuple[Any, ...]
-ARNS = {
-    model: f"arn:aws:apigateway:us-east-1:lambda:path/functions/{model}:live/invocations"
+ARNS: dict[str, openapi.Integration] = {
+    model: openapi.LambdaIntegration(
+        f"arn:aws:apigateway:us-east-1:lambda:path/functions/{model}:live/invocations"
+    )
     for model in ("digits", "text")
 }
 
@@ -54,8 +58,10 @@ def test_removing_a_model_removes_its_routes_and_changes_the_deployment(
     evaluations: dict[str, Evaluation],
 ) -> None:
     config = load_stack("local")
-    fewer = config.model_copy(update={"models": config.models[:2]})
     removed = config.models[2].name
+    fewer = config.model_copy(
+        update={"models": [model for model in config.models if model.name != removed]}
+    )
     before_body, before = deployed(evaluations["local"])
     after_body, after = deployed(run_program(fewer, "local"))
     assert after != before
@@ -203,6 +209,168 @@ def test_different_routes_never_share_a_trigger(
     first = body_of(one, *routes_one)
     second = body_of(other, *routes_other)
     assert (first == second) == (trigger_of(first) == trigger_of(second))
+
+
+# --- GPU-served models: HTTP proxy routes to the model server ------------------------
+
+SERVER = openapi.HttpIntegration(
+    base_url="http://inferstack-prod-gpu-nlb-0a1b2c3d4e.elb.us-east-1.amazonaws.com:24321",
+    vpc_link_id="vl0a1b2c",
+)
+PROXY_PARAMETER = [{"name": "proxy", "in": "path", "required": True, "schema": {"type": "string"}}]
+
+
+def mixed_body(config: ApiConfig, server: openapi.HttpIntegration = SERVER) -> dict[str, Any]:
+    """`digits` on Lambda (and the server-level routes), `digits-gpu` on its model server."""
+    table = openapi.route_table(["digits", "digits-gpu"], "digits")
+    return openapi.rest_api_body(
+        "api", "description", config, table, {**ARNS, "digits-gpu": server}
+    )
+
+
+def test_a_model_servers_routes_proxy_http_through_the_vpc_link() -> None:
+    config = ApiConfig(integration_timeout_s=20, keys=ApiKeys(clients=["a"]))
+    paths = mixed_body(config)["paths"]
+    exact = paths["/v2/models/digits-gpu"]["x-amazon-apigateway-any-method"]
+    greedy = paths["/v2/models/digits-gpu/{proxy+}"]["x-amazon-apigateway-any-method"]
+    common = {
+        "type": "http_proxy",
+        # The client's method goes through: the server answers wrong ones itself.
+        "httpMethod": "ANY",
+        "passthroughBehavior": "when_no_match",
+        "timeoutInMillis": 20000,
+        "connectionType": "VPC_LINK",
+        "connectionId": "vl0a1b2c",
+    }
+    assert exact["x-amazon-apigateway-integration"] == {
+        **common,
+        "uri": f"{SERVER.base_url}/v2/models/digits-gpu",
+    }
+    assert greedy["x-amazon-apigateway-integration"] == {
+        **common,
+        "uri": f"{SERVER.base_url}/v2/models/digits-gpu/{{proxy}}",
+        "requestParameters": {"integration.request.path.proxy": "method.request.path.proxy"},
+    }
+    assert greedy["parameters"] == PROXY_PARAMETER and "parameters" not in exact
+    # The same API key requirement as the Lambda routes.
+    for method in (exact, greedy):
+        assert method["security"] == [{openapi.API_KEY_SCHEME: []}]
+    unkeyed = mixed_body(ApiConfig())["paths"].values()
+    assert not [item for item in unkeyed if "security" in item["x-amazon-apigateway-any-method"]]
+
+
+def test_the_local_stand_in_is_proxied_without_a_vpc_link() -> None:
+    local = openapi.HttpIntegration(base_url="http://127.0.0.1:18123", vpc_link_id=None)
+    paths = mixed_body(ApiConfig(), local)["paths"]
+    for path in ("/v2/models/digits-gpu", "/v2/models/digits-gpu/{proxy+}"):
+        integration = paths[path]["x-amazon-apigateway-any-method"][
+            "x-amazon-apigateway-integration"
+        ]
+        assert integration["type"] == "http_proxy"
+        assert integration["uri"].startswith("http://127.0.0.1:18123/v2/models/digits-gpu")
+        assert "connectionType" not in integration and "connectionId" not in integration
+
+
+def test_lambda_routes_are_unchanged_beside_a_model_server() -> None:
+    config = ApiConfig(
+        cors=Cors(allow_origin="https://app.example.com"), keys=ApiKeys(clients=["a"])
+    )
+    alone = body_of(config, ["digits"])["paths"]
+    beside = mixed_body(config)["paths"]
+    assert {path: beside[path] for path in alone} == alone
+    # The model server's routes get the same CORS preflight.
+    assert beside["/v2/models/digits-gpu"]["options"] == alone["/v2/models/digits"]["options"]
+
+
+def test_an_unreachable_model_server_answers_503_with_retry_after() -> None:
+    cors = Cors(allow_origin="https://app.example.com")
+    responses = mixed_body(ApiConfig(cors=cors))["x-amazon-apigateway-gateway-responses"]
+    for kind in ("API_CONFIGURATION_ERROR", "INTEGRATION_FAILURE", "INTEGRATION_TIMEOUT"):
+        response = responses[kind]
+        assert response["statusCode"] == "503"
+        assert response["responseParameters"] == {
+            "gatewayresponse.header.Retry-After": "'5'",
+            "gatewayresponse.header.Access-Control-Allow-Origin": "'https://app.example.com'",
+        }
+        (template,) = response["responseTemplates"].values()
+        # A JSON body once API Gateway fills in its message.
+        rendered = json.loads(template.replace("$context.error.message", "Internal server error"))
+        assert rendered == {
+            "error": "the model server is not reachable (starting, or not ready); retry after"
+            " 5 s: Internal server error"
+        }
+    assert openapi.RETRY_AFTER_S == 5
+    # An API of Lambda routes only keeps API Gateway's own statuses for these.
+    lambda_only = body_of(ApiConfig(cors=cors), ["digits"])["x-amazon-apigateway-gateway-responses"]
+    assert set(lambda_only) == {"DEFAULT_4XX", "DEFAULT_5XX", "MISSING_AUTHENTICATION_TOKEN"}
+
+
+MIXED = mixed_body(
+    ApiConfig(cors=Cors(allow_origin="https://app.example.com"), keys=ApiKeys(clients=["a"]))
+)
+MIXED_LEAVES = list(leaves(MIXED))
+
+
+@settings(max_examples=200, deadline=None)
+@given(leaf=st.sampled_from(MIXED_LEAVES), replacement=st.text(min_size=1, max_size=8))
+def test_changing_any_field_of_a_mixed_body_changes_the_trigger(
+    leaf: Leaf, replacement: str
+) -> None:
+    """The HTTP integrations' URIs, VPC link, request parameters and the 503 responses too."""
+    assert trigger_of(mutated(MIXED, leaf, replacement)) != trigger_of(MIXED)
+
+
+def test_the_apis_gpu_routes_integrate_through_the_declared_vpc_link() -> None:
+    """Under mocks, wired as the program wires them: the route's connectionId is the
+    VpcLink's id, its URI the model's listener on the load balancer."""
+
+    def declare() -> dict[str, Any]:
+        network = GpuNetwork(
+            "inferstack-t-gpu",
+            GpuNetworkArgs(
+                network=ClusterNetwork(
+                    vpc_id="vpc-0123456789abcdef0",
+                    subnet_ids=["subnet-0123456789abcdef0"],
+                    cluster_security_group_id="sg-0123456789abcdef0",
+                ),
+                targets=[GpuTarget("digits-gpu", "inferstack-t-digits-gpu", "digits-gpu", 60)],
+            ),
+        )
+        api = InferenceApi(
+            "inferstack-t-api",
+            InferenceApiArgs(
+                config=ApiConfig(keys=ApiKeys(clients=["a"])),
+                routes=[
+                    ModelRoute("digits", "inferstack-t-digits", "live", ARNS["digits"].invoke_arn),
+                    ServerRoute(
+                        "digits-gpu",
+                        base_url=network.base_urls["digits-gpu"],
+                        vpc_link_id=network.vpc_link_id,
+                    ),
+                ],
+                default_model="digits",
+                log_retention_days=1,
+            ),
+        )
+        return {"url": api.url}
+
+    evaluation = evaluate(declare, "t")
+    body, _ = deployed(evaluation)
+    (link,) = evaluation.of_type("aws:apigateway/vpcLink:VpcLink")
+    (balancer,) = evaluation.of_type("aws:lb/loadBalancer:LoadBalancer")
+    (api,) = evaluation.of_type("aws:apigateway/restApi:RestApi")
+    base = f"http://{balancer.outputs['dnsName']}:{listener_port('digits-gpu')}"
+    for path in ("/v2/models/digits-gpu", "/v2/models/digits-gpu/{proxy+}"):
+        method = body["paths"][path]["x-amazon-apigateway-any-method"]
+        integration = method["x-amazon-apigateway-integration"]
+        assert (integration["connectionType"], integration["connectionId"]) == ("VPC_LINK", link.id)
+        assert integration["uri"].startswith(f"{base}/v2/models/digits-gpu")
+        assert method["security"] == [{openapi.API_KEY_SCHEME: []}]
+    # The RestApi is updated after the link exists (its body waits for the link's id).
+    assert api.depends_on(link)
+    # Only the Lambda model's alias gets an invoke permission.
+    (permission,) = evaluation.of_type("aws:lambda/permission:Permission")
+    assert permission.inputs["function"] == "inferstack-t-digits"
 
 
 # --- the account setting: one owner per account and region --------------------------

@@ -111,7 +111,7 @@ def test_a_model_layer_and_function_code_over_50_mb_go_the_same_way(root: Path) 
     # another function names).
     functions = [
         function_named(evaluation, f"inferstack-{STACK}-{model.name}")
-        for model in local_config().models
+        for model in local_config().lambda_models
     ]
     uploads = {upload_of(evaluation, function).urn for function in functions}
     assert len(uploads) == 1

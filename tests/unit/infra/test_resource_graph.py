@@ -18,6 +18,7 @@ import pulumi
 import pytest
 
 from infra.evaluate import Evaluation, Registered, evaluate
+from infra.gpu_network import listener_port
 from infra.stack_loader import load_stack
 from stacks.schema import StackConfig
 
@@ -31,7 +32,9 @@ COMPONENTS = {
     "inferstack:index:GpuEndpoint",
     "inferstack:index:Monitoring",
     "inferstack:index:AliasDeployments",
+    "inferstack:index:GpuNetwork",
 }
+LOCAL_SERVER = "pulumi-python:dynamic/inferstack:LocalModelServer"
 
 
 def counts(evaluation: Evaluation) -> Counter[str]:
@@ -65,7 +68,7 @@ def function_named(evaluation: Evaluation, name: str) -> Registered:
     )
 
 
-def test_local_stack_declares_the_lambda_path_and_nothing_localstack_cannot_emulate(
+def test_local_stack_declares_the_lambda_path_and_a_gpu_model_served_locally(
     evaluations: dict[str, Evaluation],
 ) -> None:
     local = counts(evaluations["local"])
@@ -82,7 +85,11 @@ def test_local_stack_declares_the_lambda_path_and_nothing_localstack_cannot_emul
     assert local["aws:s3/bucketNotification:BucketNotification"] == 1
     # One runtime layer shared by the functions, one model layer per layer-delivered model.
     assert local["aws:lambda/layerVersion:LayerVersion"] == 3
-    assert not [t for t in local if t.startswith(("kubernetes:", "pulumi:providers:kubernetes"))]
+    # digits-gpu: its GPU endpoint's objects are declared (not emulated on LocalStack),
+    # and one local model server process stands in for them.
+    assert local["inferstack:index:GpuEndpoint"] == 1
+    assert local["kubernetes:apps/v1:Deployment"] == 1
+    assert local["pulumi-python:dynamic/inferstack:LocalModelServer"] == 1
     assert not [t for t in local if t.startswith("aws:appautoscaling")]
     assert local["aws:apigateway/apiKey:ApiKey"] == 0
 
@@ -122,6 +129,10 @@ def test_every_resource_uses_the_stacks_explicit_provider(stack: Evaluation) -> 
     providers = {r.type: r.urn for r in stack.resources if r.type.startswith("pulumi:providers:")}
     for resource in stack.resources:
         if not resource.custom or resource.type.startswith("pulumi:providers:"):
+            continue
+        if resource.type.startswith("pulumi-python:dynamic"):
+            # A dynamic resource's provider is its own code (its `__provider` input).
+            assert resource.provider == "", resource.name
             continue
         package = resource.type.split(":", 1)[0]
         assert resource.provider == providers[f"pulumi:providers:{package}"], resource.name
@@ -206,6 +217,24 @@ def test_routes_follow_the_open_inference_protocol(stack: Evaluation) -> None:
     expected = {"/v2", "/v2/health/live", "/v2/health/ready"}
     for model in config.lambda_models:
         expected |= {f"/v2/models/{model.name}", f"/v2/models/{model.name}/{{proxy+}}"}
+    servers = {r.name: r for r in stack.of_type(LOCAL_SERVER)}
+    links = stack.of_type("aws:apigateway/vpcLink:VpcLink")
+    for model in config.gpu_models:
+        # A GPU-served model's routes proxy HTTP to its model server, path and all: the
+        # local process, or on AWS its listener on the load balancer, through the VPC link.
+        if servers:
+            url = servers[f"inferstack-{stack.stack}-{model.name}-server"].outputs["url"]
+        else:
+            (balancer,) = stack.of_type("aws:lb/loadBalancer:LoadBalancer")
+            (link,) = links
+            url = f"http://{balancer.outputs['dnsName']}:{listener_port(model.name)}"
+        for path in (f"/v2/models/{model.name}", f"/v2/models/{model.name}/{{proxy+}}"):
+            assert integrations[path]["type"] == "http_proxy", path
+            assert integrations[path]["uri"] == url + path.replace("{proxy+}", "{proxy}")
+            if not servers:
+                assert integrations[path]["connectionType"] == "VPC_LINK", path
+                assert integrations[path]["connectionId"] == link.id, path
+            expected.add(path)
     assert set(integrations) == expected
     # Health answers from the default model's function; each model path from its own.
     default = config.default_model
@@ -342,7 +371,9 @@ def test_stack_outputs(evaluations: dict[str, Evaluation]) -> None:
         "digits-int8": "inferstack-prod-digits-int8",
         "minilm-int8": "inferstack-prod-minilm-int8",
     }
-    assert prod["gpuServices"] == {"digits": "digits.inferstack-prod-digits.svc.cluster.local:8080"}
+    assert prod["gpuServices"] == {
+        "digits-gpu": "digits-gpu.inferstack-prod-digits-gpu.svc.cluster.local:8080"
+    }
     assert "apiKeys" not in evaluations["local"].outputs
 
 
@@ -417,7 +448,22 @@ def test_model_layer_ships_only_what_onnxruntime_needs(
 
 def test_api_gateways_own_errors_have_the_apps_json_shape(stack: Evaluation) -> None:
     responses = api_body(stack)["x-amazon-apigateway-gateway-responses"]
-    assert set(responses) == {"DEFAULT_4XX", "DEFAULT_5XX", "MISSING_AUTHENTICATION_TOKEN"}
+    # With model servers behind the API, an unreachable one answers a retryable 503.
+    unreachable = (
+        {"API_CONFIGURATION_ERROR", "INTEGRATION_FAILURE", "INTEGRATION_TIMEOUT"}
+        if load_stack(stack.stack).gpu_models
+        else set()
+    )
+    assert set(responses) == {
+        "DEFAULT_4XX",
+        "DEFAULT_5XX",
+        "MISSING_AUTHENTICATION_TOKEN",
+        *unreachable,
+    }
+    for kind in unreachable:
+        assert responses[kind]["statusCode"] == "503"
+        assert responses[kind]["responseParameters"]["gatewayresponse.header.Retry-After"] == "'5'"
+        assert "error" in responses[kind]["responseTemplates"]["application/json"]
     for default in ("DEFAULT_4XX", "DEFAULT_5XX"):
         body = responses[default]["responseTemplates"]["application/json"]
         # messageString is already a quoted JSON string.

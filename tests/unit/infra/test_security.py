@@ -133,7 +133,7 @@ def test_trust_policies_name_one_principal_each(stack: Evaluation) -> None:
             assert statement["Action"] == "sts:AssumeRoleWithWebIdentity"
             conditions = statement["Condition"]["StringEquals"]
             subjects = [v for k, v in conditions.items() if k.endswith(":sub")]
-            assert subjects == ["system:serviceaccount:inferstack-prod-digits:digits"]
+            assert subjects == ["system:serviceaccount:inferstack-prod-digits-gpu:digits-gpu"]
 
 
 def job_statements(stack: Evaluation, model: ModelConfig) -> list[dict[str, Any]]:
@@ -290,6 +290,14 @@ def operations(stack: Evaluation) -> Iterator[tuple[str, str, dict[str, Any]]]:
                 yield path, method, operation
 
 
+def server_paths(stack: Evaluation) -> set[str]:
+    """The API paths of the GPU-served models (their model servers answer them)."""
+    models = load_stack(stack.stack).gpu_models
+    return {
+        path for m in models for path in (f"/v2/models/{m.name}", f"/v2/models/{m.name}/{{proxy+}}")
+    }
+
+
 def test_api_key_requirement_follows_the_config(stack: Evaluation) -> None:
     keyed = load_stack(stack.stack).api.keys is not None
     (api,) = stack.of_type("aws:apigateway/restApi:RestApi")
@@ -305,7 +313,9 @@ def test_api_key_requirement_follows_the_config(stack: Evaluation) -> None:
             assert "security" not in operation, path
         else:
             assert method == "x-amazon-apigateway-any-method", (path, method)
-            assert integration["type"] == "aws_proxy", path
+            # A Lambda model's function, or a GPU-served model's server (HTTP proxy).
+            served_over_http = path in server_paths(stack)
+            assert integration["type"] == ("http_proxy" if served_over_http else "aws_proxy"), path
             assert operation.get("security") == ([{"api_key": []}] if keyed else None), path
     assert checked > 0
     if keyed:

@@ -35,7 +35,7 @@ def test_each_function_is_labelled_with_its_model_version_hash_and_gate(
     evaluations: dict[str, Evaluation], project_root: Path
 ) -> None:
     stack = evaluations["local"]
-    for model in load_stack("local").models:
+    for model in load_stack("local").lambda_models:
         function = one(stack, FUNCTION, f"inferstack-local-{model.name}")
         label = VersionLabel.parse(function.inputs["description"])
         manifest = Manifest.load(project_root / model.artifact_dir)

@@ -27,7 +27,8 @@ from model_runtime.errors import (
     ModelNotReady,
     PayloadTooLarge,
 )
-from tests.support.tiny_model import MAX_BATCH_SIZE, save_double_model
+from tests.support.error_cases import BAD_REQUESTS, image_input
+from tests.support.tiny_model import save_double_model
 
 INFER = "/v2/models/tiny/infer"
 
@@ -36,17 +37,6 @@ INFER = "/v2/models/tiny/infer"
 def client(tiny_engine: Engine) -> Iterator[TestClient]:
     with TestClient(create_app([tiny_engine]), raise_server_exceptions=False) as client:
         yield client
-
-
-def _image_input(batch: int = 1, nested: bool = False, **overrides: Any) -> dict[str, Any]:
-    images = np.random.default_rng(batch).uniform(0, 1, (batch, 1, 8, 8)).astype(np.float32)
-    data = images.tolist() if nested else images.ravel().tolist()
-    return {
-        "name": "image",
-        "shape": [batch, 1, 8, 8],
-        "datatype": "FP32",
-        "data": data,
-    } | overrides
 
 
 def _post(client: TestClient, body: Any, path: str = INFER, **kwargs: Any) -> httpx.Response:
@@ -101,25 +91,25 @@ def test_infer_returns_the_engines_outputs(
 
 
 def test_flat_and_nested_requests_agree(client: TestClient) -> None:
-    flat = _post(client, {"inputs": [_image_input(3)]}).json()
-    nested = _post(client, {"inputs": [_image_input(3, nested=True)]}).json()
+    flat = _post(client, {"inputs": [image_input(3)]}).json()
+    nested = _post(client, {"inputs": [image_input(3, nested=True)]}).json()
     assert flat == nested
 
 
 def test_requested_output_only(client: TestClient) -> None:
-    body = {"inputs": [_image_input(2)], "outputs": [{"name": "label"}]}
+    body = {"inputs": [image_input(2)], "outputs": [{"name": "label"}]}
     outputs = _post(client, body).json()["outputs"]
     assert [output["name"] for output in outputs] == ["label"]
 
 
 def test_versioned_infer_route(client: TestClient) -> None:
-    response = _post(client, {"inputs": [_image_input()]}, path="/v2/models/tiny/versions/1/infer")
+    response = _post(client, {"inputs": [image_input()]}, path="/v2/models/tiny/versions/1/infer")
     assert response.status_code == 200
 
 
 def test_json_without_content_type_is_accepted(client: TestClient) -> None:
     # tritonclient sends no Content-Type; Triton accepts that.
-    response = _post(client, {"inputs": [_image_input()]}, headers={})
+    response = _post(client, {"inputs": [image_input()]}, headers={})
     assert response.status_code == 200, response.text
 
 
@@ -134,118 +124,7 @@ def test_health_and_metadata(client: TestClient) -> None:
     assert client.get("/v2/models/tiny/versions/1").json() == metadata
 
 
-@pytest.mark.parametrize(
-    ("body", "status", "fragment"),
-    [
-        pytest.param('{"inputs": [', 400, "malformed JSON", id="malformed-json"),
-        pytest.param("", 422, "invalid request: body", id="empty-body"),
-        pytest.param("[1, 2]", 422, "invalid request: body", id="not-an-object"),
-        pytest.param({}, 422, "invalid request: inputs: Field required", id="no-inputs"),
-        pytest.param({"inputs": []}, 422, "invalid request: inputs", id="zero-inputs"),
-        pytest.param(
-            {"inputs": [_image_input(datatype="FLOAT32")]},
-            422,
-            "inputs.0.datatype",
-            id="unknown-datatype",
-        ),
-        pytest.param(
-            {"inputs": [_image_input(shape=[1, 1, 8, -8])]},
-            422,
-            "inputs.0.shape.3",
-            id="negative-dim",
-        ),
-        pytest.param(
-            {"inputs": [_image_input(data=[0.5] * 63)]},
-            400,
-            "which needs 64 values, but data has 63",
-            id="shape-data-mismatch",
-        ),
-        pytest.param(
-            {"inputs": [_image_input(shape=[1, 64], data=[0.5] * 64)]},
-            400,
-            "(rank 2), model expects rank 4",
-            id="wrong-rank",
-        ),
-        pytest.param(
-            {"inputs": [_image_input(shape=[1, 1, 4, 16], data=[0.5] * 64)]},
-            400,
-            "dimension 2 must be 8",
-            id="fixed-dim",
-        ),
-        pytest.param(
-            {"inputs": [_image_input(datatype="FP64")]},
-            400,
-            "has datatype FP64, model expects FP32",
-            id="wrong-datatype",
-        ),
-        pytest.param(
-            {"inputs": [_image_input(data=["0.5"] * 64)]},
-            400,
-            "is FP32 but its data holds strings",
-            id="strings",
-        ),
-        pytest.param(
-            {"inputs": [_image_input(data=[[0.5] * 8] * 7 + [[0.5] * 7])]},
-            400,
-            "data is ragged",
-            id="ragged",
-        ),
-        pytest.param(
-            {"inputs": [_image_input(shape=[0, 1, 8, 8], data=[])]},
-            400,
-            "empty batch",
-            id="empty-batch",
-        ),
-        pytest.param(
-            {"inputs": [_image_input(MAX_BATCH_SIZE + 1)]},
-            413,
-            f"batch {MAX_BATCH_SIZE + 1}, over this model's limit of {MAX_BATCH_SIZE}",
-            id="batch-limit",
-        ),
-        pytest.param(
-            {"inputs": [_image_input(name="pixels")]},
-            400,
-            "missing input(s) 'image'",
-            id="unknown-input",
-        ),
-        pytest.param(
-            {"inputs": [_image_input(), _image_input()]},
-            400,
-            "input 'image' is given more than once",
-            id="duplicate-input",
-        ),
-        pytest.param(
-            {"inputs": [_image_input()], "outputs": [{"name": "logits"}]},
-            400,
-            "unknown output(s) 'logits'",
-            id="unknown-output",
-        ),
-        pytest.param(
-            {"inputs": [_image_input()], "outputs": [{"name": "label"}] * 2},
-            400,
-            "requested more than once",
-            id="duplicate-output",
-        ),
-        pytest.param(
-            {"inputs": [_image_input(parameters={"binary_data_size": 256})]},
-            400,
-            "binary tensor extension",
-            id="binary-extension",
-        ),
-        pytest.param(
-            {"inputs": [_image_input(data=[3e38] * 64)]},
-            400,
-            "output 'probabilities' is not finite",
-            id="non-finite-output",
-        ),
-        pytest.param(
-            {"inputs": [_image_input()], "extra": 1},
-            422,
-            "extra: Extra inputs are not permitted",
-            id="extra-field",
-        ),
-    ],
-)
+@pytest.mark.parametrize(("body", "status", "fragment"), BAD_REQUESTS)
 def test_bad_request(client: TestClient, body: Any, status: int, fragment: str) -> None:
     assert fragment in _error(_post(client, body), status)
 
@@ -260,7 +139,7 @@ def test_non_finite_input(client: TestClient, token: str) -> None:
 
 
 def test_non_finite_parameters_are_refused(client: TestClient) -> None:
-    request = json.dumps({"inputs": [_image_input()], "parameters": {"scale": [1.0, float("nan")]}})
+    request = json.dumps({"inputs": [image_input()], "parameters": {"scale": [1.0, float("nan")]}})
     assert "NaN" in request  # Python's json writes (and reads) this non-standard token
     message = _error(_post(client, request), 422)
     assert message.startswith("invalid request: parameters:")
@@ -271,7 +150,7 @@ def test_invalid_utf8_body(client: TestClient) -> None:
 
 
 def test_non_json_content_type(client: TestClient) -> None:
-    response = _post(client, {"inputs": [_image_input()]}, headers={"content-type": "text/plain"})
+    response = _post(client, {"inputs": [image_input()]}, headers={"content-type": "text/plain"})
     assert "invalid request: body" in _error(response, 422)
 
 
@@ -298,7 +177,7 @@ def test_streamed_body_over_the_limit(tiny_engine: Engine) -> None:
 
 
 def test_body_at_the_limit_is_read(tiny_engine: Engine) -> None:
-    body = json.dumps({"inputs": [_image_input()]})
+    body = json.dumps({"inputs": [image_input()]})
     app = create_app([tiny_engine], max_body_bytes=len(body))
     with TestClient(app, raise_server_exceptions=False) as client:
         assert _post(client, body).status_code == 200
@@ -313,7 +192,7 @@ def test_body_at_the_limit_is_read(tiny_engine: Engine) -> None:
     ],
 )
 def test_unknown_model(client: TestClient, path: str, fragment: str) -> None:
-    assert fragment in _error(_post(client, {"inputs": [_image_input()]}, path=path), 404)
+    assert fragment in _error(_post(client, {"inputs": [image_input()]}, path=path), 404)
 
 
 @pytest.mark.parametrize(
@@ -369,7 +248,7 @@ def test_backend_failure_is_a_500_with_a_json_body(
     mismatched_engine: Engine, caplog: pytest.LogCaptureFixture
 ) -> None:
     with TestClient(create_app([mismatched_engine]), raise_server_exceptions=False) as client:
-        response = _post(client, {"inputs": [_image_input()]})
+        response = _post(client, {"inputs": [image_input()]})
     assert _error(response, 500).startswith("model 'tiny' failed:")
     assert "inference failed" in caplog.text
 

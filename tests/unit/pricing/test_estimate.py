@@ -202,3 +202,27 @@ def test_a_replica_of_more_gpus_than_a_node_takes_more_nodes(prices: Prices) -> 
     assert gpu_usd(GpuUsage(min_replicas=3, gpus_per_replica=2), 10, prices) == pytest.approx(
         3 * 2 * 10 * 1.006
     )
+
+
+def test_a_lambda_model_is_compared_with_the_gpu_served_twin_of_its_artifact(
+    prices: Prices,
+) -> None:
+    from pricing.usage import gpu_twins
+    from stacks.schema import GpuConfig, LambdaConfig, ModelConfig
+
+    lambda_model = ModelConfig(name="digits", lambda_=LambdaConfig())
+    gpu_served = ModelConfig(
+        name="digits-gpu", artifact="build/models/digits", gpu=GpuConfig(image="r/i:1")
+    )
+    other = ModelConfig(name="other", lambda_=LambdaConfig())
+    assert gpu_twins([lambda_model, gpu_served, other]) == {"digits": gpu_served}
+    alone = model(4.2, LambdaUsage(1024, "x86_64"))
+    assert break_even(alone, HOURS, prices).reason == "no GPU endpoint declared"
+    twin = GpuUsage(min_replicas=1, gpus_per_replica=1)
+    paired = ModelUsage(**{**vars(alone), "gpu_twin": ("digits-gpu", twin)})
+    with_own = model(4.2, LambdaUsage(1024, "x86_64"), twin)
+    even = break_even(paired, HOURS, prices)
+    assert even.rps == pytest.approx(break_even(with_own, HOURS, prices).rps)
+    assert even.against == "digits-gpu"
+    # The twin's nodes are the twin's bill, not this model's.
+    assert "GPU nodes" not in " ".join(items(estimate(paired, RPS, HOURS, prices)))
