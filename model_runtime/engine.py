@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -17,6 +17,9 @@ from model_runtime.datatypes import from_numpy, to_numpy
 from model_runtime.errors import BatchTooLarge, InferenceError, InferstackError, InvalidInput
 from model_runtime.manifest import Manifest, TensorSpec, verify_artifact
 from model_runtime.preprocess import TextTokenizer
+
+if TYPE_CHECKING:
+    from model_runtime.early_open import EarlySession
 
 Tensors = dict[str, np.ndarray[Any, Any]]
 # Client inputs -> the model's inputs, plus response parameters (e.g. what was truncated).
@@ -49,11 +52,14 @@ class Engine:
         options: BackendOptions | None = None,
         on_verified: Callable[[], object] | None = None,
         verified: bool = False,
+        early: EarlySession | None = None,
     ) -> Engine:
         """Verify the artifact in `directory` and open a backend (default: onnxruntime) on it;
         `on_verified` is called in between (the cold-start breakdown times the two apart).
         `verified`: every file was checked against this manifest moments ago, by delivery
-        as it downloaded them, so they are not hashed a second time.
+        as it downloaded them, so they are not hashed a second time. `early`: a session
+        opened while the runtime was importing, taken if it is this model's (a file it
+        hashed to the manifest's sha256 is not hashed again).
 
         Raises ArtifactError / ArtifactIntegrityError naming the bad file.
         """
@@ -61,10 +67,17 @@ class Engine:
         options = options or BackendOptions()
         manifest = Manifest.load(directory)
         if not verified:
-            verify_artifact(directory, manifest, manifest.files_for(options.backend))
+            names = manifest.files_for(options.backend)
+            if early is not None:
+                names = [
+                    name
+                    for name in names
+                    if early.verified(directory, name) != manifest.files[name].sha256
+                ]
+            verify_artifact(directory, manifest, names)
         if on_verified is not None:
             on_verified()
-        session = open_backend(directory, manifest, options, threads)
+        session = open_backend(directory, manifest, options, threads, early)
         stage = manifest.preprocessing
         preprocess = TextTokenizer.load(directory, stage) if stage is not None else None
         return cls(manifest, session, directory, preprocess)

@@ -1,6 +1,6 @@
 """Domain errors of the model runtime.
 
-They know nothing of HTTP: `model_runtime.app` maps them to statuses in one place.
+They know nothing of HTTP: `model_runtime.answers` maps them to statuses in one place.
 """
 
 from __future__ import annotations

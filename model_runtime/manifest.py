@@ -17,6 +17,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from model_runtime.datatypes import Datatype
+from model_runtime.digest import sha256_file as sha256_file  # re-exported: hashing lives there
 from model_runtime.errors import ArtifactError, ArtifactIntegrityError
 
 MANIFEST_FILE = "manifest.json"
@@ -231,14 +232,6 @@ def external_data_name(model_file: str) -> str:
     """Where an exported ONNX model's weights go when the graph is too big for one file
     (`model_build.onnx_files.save_onnx`); the graph names it, onnxruntime reads it."""
     return f"{model_file}.data"
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def hash_files(directory: Path, names: list[str]) -> dict[str, FileEntry]:

@@ -14,15 +14,18 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import overload
+from typing import TYPE_CHECKING, overload
 
-from model_runtime.app import DEFAULT_MAX_BODY_BYTES
 from model_runtime.backends import BackendOptions
 from model_runtime.delivery import S3Location, materialize
 from model_runtime.engine import Engine
 from model_runtime.errors import ConfigError, OptionNotAllowed
 from model_runtime.manifest import NAME_PATTERN
+from model_runtime.middleware import DEFAULT_MAX_BODY_BYTES
 from model_runtime.telemetry.coldstart import ColdStart
+
+if TYPE_CHECKING:
+    from model_runtime.early_open import EarlySession
 
 # The variable each BackendOptions field is read from.
 BACKEND_ENV = {
@@ -73,10 +76,14 @@ class RuntimeSettings:
         )
 
     def load_engines(
-        self, options: BackendOptions | None = None, cold_start: ColdStart | None = None
+        self,
+        options: BackendOptions | None = None,
+        cold_start: ColdStart | None = None,
+        early: EarlySession | None = None,
     ) -> list[Engine]:
-        """Every configured model, fetched and verified, its backend open; `cold_start`
-        gets the time of each (fetch and verification are "artifact", the rest "session")."""
+        """Every configured model, fetched and verified, its backend open (`early`'s
+        session where it is that model's); `cold_start` gets the time of each (fetch and
+        verification are "artifact", the rest "session")."""
         backend = (options or BackendOptions()).backend
         timer = cold_start if cold_start is not None else ColdStart()
         # An s3:// artifact is hashed as it downloads, into this environment's /tmp (only
@@ -94,6 +101,7 @@ class RuntimeSettings:
                 options=options,
                 on_verified=lambda: timer.add("artifact"),
                 verified=verified,
+                early=early,
             )
             timer.add("session")
             engines.append(engine)

@@ -10,14 +10,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Protocol
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, Protocol
 
 from model_runtime.backends.onnxruntime_backend import open_onnxruntime
 from model_runtime.backends.options import BackendName, BackendOptions, Precision
 from model_runtime.errors import ArtifactError
-from model_runtime.manifest import BackendArtifact, Manifest
+
+if TYPE_CHECKING:  # not imported with the package: the early session needs it light
+    import numpy as np
+
+    from model_runtime.early_open import EarlySession
+    from model_runtime.manifest import BackendArtifact, Manifest
 
 __all__ = [
     "Backend",
@@ -47,9 +50,14 @@ def backend_artifact(manifest: Manifest, backend: str) -> BackendArtifact:
 
 
 def open_backend(
-    directory: Path, manifest: Manifest, options: BackendOptions, threads: int | None
+    directory: Path,
+    manifest: Manifest,
+    options: BackendOptions,
+    threads: int | None,
+    early: EarlySession | None = None,
 ) -> Backend:
-    """Open the artifact's file for `options.backend`; errors name the file."""
+    """Open the artifact's file for `options.backend` (taking `early`'s session when it
+    is that one); errors name the file."""
     artifact = backend_artifact(manifest, options.backend)
     path = Path(directory) / artifact.file
     if options.backend == "torch":
@@ -59,5 +67,5 @@ def open_backend(
         inputs = stage.model_inputs if stage is not None else manifest.inputs
         names = [spec.name for spec in inputs]
         return open_torch(path, artifact.format, names, manifest.outputs, options, threads)
-    session: Backend = open_onnxruntime(path, options, threads)
+    session: Backend = open_onnxruntime(path, options, threads, early)
     return session

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from model_runtime.backends.options import BackendOptions
 from model_runtime.errors import ArtifactError, BackendUnavailable, InvalidInput
 from model_runtime.host import available_cpus
+
+if TYPE_CHECKING:  # imported by model_runtime.early_open, which must stay light
+    import numpy as np
+
+    from model_runtime.early_open import EarlySession
 
 CUDA = "CUDAExecutionProvider"
 CPU = "CPUExecutionProvider"
@@ -86,13 +89,15 @@ class OnnxRuntimeBackend:
 
 
 def open_onnxruntime(
-    path: Path, options: BackendOptions, threads: int | None
+    path: Path, options: BackendOptions, threads: int | None, early: EarlySession | None = None
 ) -> OnnxRuntimeBackend:
     import onnxruntime as ort
 
     providers = providers_for(options.device, ort.get_available_providers())
-    try:
-        session = create_session(path, threads, providers=providers)
-    except Exception as exc:  # onnxruntime raises its own untyped errors
-        raise ArtifactError(f"cannot load model file {path}: {exc}") from exc
+    session = early.take(path, threads, providers) if early is not None else None
+    if session is None:
+        try:
+            session = create_session(path, threads, providers=providers)
+        except Exception as exc:  # onnxruntime raises its own untyped errors
+            raise ArtifactError(f"cannot load model file {path}: {exc}") from exc
     return OnnxRuntimeBackend(session)

@@ -3,8 +3,8 @@ cycle and FastAPI's routing, dependency solving and body validation, which toget
 several times what a small model's run does.
 
 The request still goes through the app's own middleware (the body limit, CORS, the
-request telemetry: the same classes with the same options, from `served(app)`), and its
-answer comes from the same functions as the app's: Mangum reads the event and writes
+request telemetry: the same classes with the same options, one `Served` for both), and
+its answer comes from the same functions as the app's: Mangum reads the event and writes
 the proxy response, InferenceRequest validates, the data plane runs, the app's error
 functions answer. Left to the app (None): other methods and paths, a query string, a
 body FastAPI would not read as JSON, and a body that does not parse or validate, whose
@@ -18,7 +18,6 @@ from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from fastapi import FastAPI
 from mangum import Mangum
 from mangum.handlers import APIGateway, HTTPGateway
 from mangum.types import Response as ProxyResponse
@@ -26,15 +25,15 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from model_runtime.app import (
+from model_runtime.answers import (
     domain_error_response,
     http_error_response,
-    served,
     timed_json_response,
     unexpected_error_response,
 )
 from model_runtime.dataplane import DataPlane
 from model_runtime.errors import InferstackError
+from model_runtime.middleware import Served
 from model_runtime.protocol import InferenceRequest
 from model_runtime.telemetry.middleware import infer_route
 from model_runtime.telemetry.stages import SCOPE_KEY
@@ -57,8 +56,7 @@ class _Request:
 class DirectInfer:
     """`direct(event, context)`: the proxy response, or None when the app should answer."""
 
-    def __init__(self, app: FastAPI, http: Mangum) -> None:
-        found = served(app)
+    def __init__(self, found: Served, http: Mangum) -> None:
         self._http = http
         self._app = _wrap(_Endpoint(found.plane), found.middleware)
 

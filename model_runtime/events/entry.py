@@ -1,33 +1,64 @@
 """The one Lambda entry point: SQS records to the worker, S3 records to the batches,
 requests for another version of the model to that Lambda version (the version router),
 plain inference requests to the direct infer path, everything else (API Gateway) to the
-HTTP app through Mangum."""
+HTTP app through Mangum.
+
+The FastAPI app is built on the first request that reaches it, not at init: importing
+FastAPI and building its routes was most of a small model's cold start, and the direct
+infer path answers inference requests without it. Jobs and batches are imported only by
+a function that has them.
+"""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Coroutine
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import unquote_plus
 
-from fastapi import FastAPI
 from mangum import Mangum
+from starlette.types import Receive, Scope, Send
 
-from model_runtime.app import create_app
 from model_runtime.dataplane import DataPlane
-from model_runtime.events.aws import S3ObjectStore, SqsQueue
-from model_runtime.events.batches import Batches
 from model_runtime.events.direct_infer import DirectInfer
-from model_runtime.events.jobs import Jobs
 from model_runtime.events.settings import JobsSettings
-from model_runtime.events.worker import Worker
+from model_runtime.middleware import Served, serve
 from model_runtime.settings import RuntimeSettings
 from model_runtime.telemetry.coldstart import ColdStart
 from model_runtime.telemetry.emf import EmfWriter
 from model_runtime.telemetry.logs import install_json_logs
 from model_runtime.versions.router import VersionRouter
 
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from model_runtime.early_open import EarlySession
+    from model_runtime.events.batches import Batches
+    from model_runtime.events.jobs import Jobs
+    from model_runtime.events.worker import Worker
+
 T = TypeVar("T")
+
+
+class LazyApp:
+    """The ASGI app over what `found` serves (with `jobs`' routes when given), built by
+    the first request that needs it."""
+
+    def __init__(self, found: Served, jobs: Jobs | None = None) -> None:
+        self.found = found
+        self._jobs = jobs
+        self._app: FastAPI | None = None
+
+    @property
+    def app(self) -> FastAPI:
+        if self._app is None:
+            from model_runtime.app import build_app
+
+            self._app = build_app(self.found, self._jobs)
+        return self._app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, send)
 
 
 class LambdaEntry:
@@ -35,12 +66,12 @@ class LambdaEntry:
 
     def __init__(
         self,
-        app: FastAPI,
+        app: FastAPI | LazyApp,
         worker: Worker | None = None,
         batches: Batches | None = None,
         router: VersionRouter | None = None,
     ) -> None:
-        self.app = app
+        self._app = app
         self.worker = worker
         self.batches = batches
         self.router = router
@@ -49,7 +80,12 @@ class LambdaEntry:
         self._loop = asyncio.new_event_loop()
         asyncio.set_event_loop(self._loop)
         self.http = Mangum(app, lifespan="off")
-        self.direct = DirectInfer(app, self.http)
+        self.direct = DirectInfer(_served(app), self.http)
+
+    @property
+    def app(self) -> FastAPI:
+        """The HTTP app (built now if no request has built it yet)."""
+        return self._app.app if isinstance(self._app, LazyApp) else self._app
 
     @classmethod
     def from_settings(
@@ -57,16 +93,22 @@ class LambdaEntry:
         settings: RuntimeSettings,
         jobs: JobsSettings | None,
         cold_start: ColdStart | None = None,
+        early: EarlySession | None = None,
     ) -> LambdaEntry:
-        """The models, app, jobs and batches the environment configures, on S3 and SQS;
-        with metrics on, an EMF line per inference request, the first one carrying
-        `cold_start`'s breakdown."""
+        """The models, app, jobs and batches the environment configures, on S3 and SQS
+        (the model's session `early`'s, when it is the one); with metrics on, an EMF line
+        per inference request, the first one carrying `cold_start`'s breakdown."""
         if settings.log_format == "json":
             install_json_logs()
         cold_start = cold_start if cold_start is not None else ColdStart()
-        plane = DataPlane(settings.load_engines(cold_start=cold_start))
+        plane = DataPlane(settings.load_engines(cold_start=cold_start, early=early))
         service = worker = batches = None
         if jobs is not None:
+            from model_runtime.events.aws import S3ObjectStore, SqsQueue
+            from model_runtime.events.batches import Batches
+            from model_runtime.events.jobs import Jobs
+            from model_runtime.events.worker import Worker
+
             store, queue = S3ObjectStore(), SqsQueue()
             service = Jobs(plane, jobs, store, queue)
             if jobs.batch is not None:
@@ -74,11 +116,10 @@ class LambdaEntry:
                     plane, jobs.model, jobs.batch, jobs.bucket, jobs.queue_url, store, queue
                 )
             worker = Worker(service, batches)
-        app = create_app(
+        found = serve(
             plane,
             max_body_bytes=settings.max_body_bytes,
             cors_allow_origin=settings.cors_allow_origin,
-            jobs=service,
             telemetry=EmfWriter(cold_start) if settings.metrics else None,
         )
         # Versioned routes need to know which model version this is: one model per function.
@@ -89,7 +130,7 @@ class LambdaEntry:
             router = VersionRouter(
                 engine.name, engine.version, cors_allow_origin=settings.cors_allow_origin
             )
-        entry = cls(app, worker, batches, router)
+        entry = cls(LazyApp(found, service), worker, batches, router)
         cold_start.ready()
         return entry
 
@@ -131,3 +172,11 @@ class LambdaEntry:
 
     def _run(self, work: Coroutine[Any, Any, T]) -> T:
         return self._loop.run_until_complete(work)
+
+
+def _served(app: FastAPI | LazyApp) -> Served:
+    if isinstance(app, LazyApp):
+        return app.found
+    from model_runtime.app import served  # an app given: FastAPI is imported already
+
+    return served(app)

@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from model_runtime.app import status_for
+from model_runtime.answers import status_for
 from model_runtime.dataplane import DataPlane
 from model_runtime.errors import (
     InferstackError,

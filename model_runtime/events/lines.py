@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 from pydantic import ValidationError
 
-from model_runtime.app import describe_errors
+from model_runtime.answers import describe_errors
 from model_runtime.errors import InvalidInput
 from model_runtime.manifest import TensorSpec
 from model_runtime.protocol import InferenceRequest

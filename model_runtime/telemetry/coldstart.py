@@ -1,8 +1,10 @@
 """The cold-start breakdown of one execution environment: the handler module's init as
-imports, artifact (fetch and verification) and session (the model backends' sessions and
-the app around them: everything after verification until the handler is ready), then the
-first inference (the first request's model run, which pays the backend's lazy
-allocations). The phases are timed back to back, so they add up to the init's wall time."""
+imports, artifact (fetch and verification) and session (the model backends' sessions, the
+tokenizer and the entry around them: everything after verification until the handler is
+ready), then the first inference (the first request's model run, which pays the backend's
+lazy allocations). The phases are timed back to back, so they add up to the init's wall
+time. A session opened beside the imports (model_runtime.early_open) is paid inside
+"imports"; "session" then counts only the wait for it."""
 
 from __future__ import annotations
 

@@ -108,3 +108,48 @@ def test_missing_artifact_refuses_to_start(tmp_path: Path) -> None:
     assert run.returncode != 0
     last = run.stderr.strip().splitlines()[-1]
     assert f"cannot read model manifest {tmp_path / 'nowhere' / 'manifest.json'}" in last
+
+
+def test_fastapi_waits_for_the_first_request_the_direct_path_leaves_to_the_app(
+    digits_dir: Path, digits_images: np.ndarray
+) -> None:
+    """A cold start and its inference requests import no FastAPI (the app costs about
+    half a second to import and build); the first other request builds it, and is
+    answered as always."""
+    code = (
+        "import json, sys\n"
+        "from functions.handler import handler\n"
+        "from tests.support.deploy import infer_event\n"
+        "import numpy as np\n"
+        "images = np.array(json.loads(sys.stdin.read()), dtype=np.float32)\n"
+        "answers = [handler(infer_event('digits', images), None)]\n"
+        "answers.append('fastapi' in sys.modules)\n"
+        "metadata = {'resource': '/v2/models/{model}', 'path': '/v2/models/digits',\n"
+        "    'httpMethod': 'GET', 'headers': {}, 'multiValueHeaders': {},\n"
+        "    'queryStringParameters': None, 'multiValueQueryStringParameters': None,\n"
+        "    'requestContext': {'resourcePath': '/v2/models/{model}', 'stage': 'v1'},\n"
+        "    'body': None, 'isBase64Encoded': False}\n"
+        "answers.append(handler(metadata, None))\n"
+        "answers.append('fastapi' in sys.modules)\n"
+        "print(json.dumps(answers))\n"
+    )
+    env = {key: value for key, value in os.environ.items() if key != "MODEL_URI"}
+    env |= {"MODEL_DIR": str(digits_dir), "PYTHONPATH": str(REPO)}
+    run = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=REPO,
+        env=env,
+        input=json.dumps(digits_images[:2].tolist()),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stderr
+    infer, fastapi_after_infer, metadata, fastapi_after_metadata = json.loads(
+        run.stdout.strip().splitlines()[-1]
+    )
+    assert infer["statusCode"] == 200, infer
+    assert fastapi_after_infer is False
+    assert metadata["statusCode"] == 200, metadata
+    assert json.loads(metadata["body"])["name"] == "digits"
+    assert fastapi_after_metadata is True

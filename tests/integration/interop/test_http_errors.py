@@ -11,7 +11,7 @@ import httpx
 import numpy as np
 import pytest
 
-from model_runtime.app import DEFAULT_MAX_BODY_BYTES
+from model_runtime.middleware import DEFAULT_MAX_BODY_BYTES
 
 
 @pytest.fixture(scope="module")

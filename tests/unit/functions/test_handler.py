@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from model_runtime.app import DEFAULT_MAX_BODY_BYTES
 from model_runtime.engine import Engine
+from model_runtime.middleware import DEFAULT_MAX_BODY_BYTES
 from tests.support.tiny_model import MAX_BATCH_SIZE
 
 INFER = "/v2/models/tiny/infer"

@@ -12,7 +12,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from model_build.errors import ExportError
-from model_runtime.app import DEFAULT_MAX_BODY_BYTES, create_app, status_for
+from model_runtime.answers import status_for
+from model_runtime.app import create_app
 from model_runtime.backends.onnxruntime_backend import create_session
 from model_runtime.engine import Engine
 from model_runtime.errors import (
@@ -27,6 +28,7 @@ from model_runtime.errors import (
     ModelNotReady,
     PayloadTooLarge,
 )
+from model_runtime.middleware import DEFAULT_MAX_BODY_BYTES
 from tests.support.error_cases import BAD_REQUESTS, image_input
 from tests.support.tiny_model import save_double_model
 

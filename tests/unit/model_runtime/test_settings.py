@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from model_runtime.app import DEFAULT_MAX_BODY_BYTES
 from model_runtime.backends import BackendOptions
 from model_runtime.batcher import BatchingConfig
 from model_runtime.errors import ConfigError
+from model_runtime.middleware import DEFAULT_MAX_BODY_BYTES
 from model_runtime.server import ServerSettings
 from model_runtime.settings import (
     RuntimeSettings,
