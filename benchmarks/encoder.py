@@ -6,6 +6,13 @@ of calls, the order rotating from round to round, so drift and other load hit al
 three alike. torch is sentence-transformers' own module (its default SDPA attention);
 torch and onnxruntime get the same number of threads.
 
+Each block starts after a pause (SETTLE_S) and one untimed call. An onnxruntime
+session's threads spin for some 30-50 ms after its last run, waiting for more work
+(measured here): without the pause, the next block's runner shares the two cores with
+the previous runner's spinning threads, which no served model meets (a process serves
+one session) and which cost int8 at batch 1 half its speed (3.5 ms alone, 7-8 ms right
+after the fp32 session ran).
+
 Beside the timings, each model's min cosine against sentence-transformers on the
 built-in evaluation texts (model_build/reference_models/eval_texts.py) at batch 1, 8
 and 32. The tests' parity sentences are checked by tests/integration/minilm/test_parity.py,
@@ -48,6 +55,8 @@ TARGETS = {
     "int8_min_cosine": 0.98,
 }
 COSINE_BATCH_SIZES = (1, 8, 32)
+# Longer than the previous runner's threads spin after its last call (see above).
+SETTLE_S = 0.1
 
 
 def build_artifacts() -> dict[str, Path]:
@@ -67,14 +76,16 @@ def build_artifacts() -> dict[str, Path]:
 def interleaved(
     runners: dict[str, Callable[[], Any]], rounds: int, block: int
 ) -> dict[str, dict[str, float]]:
-    """p50/p99 per runner over `rounds` rounds of `block` timed calls each (after one
-    untimed call: another runner's threads may still be winding down), in rotating order."""
+    """p50/p99 per runner over `rounds` rounds of `block` timed calls each (after a pause
+    for the previous runner's threads to stop spinning, and one untimed call that wakes
+    this runner's own), in rotating order."""
     names = list(runners)
     samples: dict[str, list[float]] = {name: [] for name in names}
     for round_index in range(rounds):
         shift = round_index % len(names)
         for name in names[shift:] + names[:shift]:
             run = runners[name]
+            time.sleep(SETTLE_S)
             run()
             for _ in range(block):
                 start = time.perf_counter_ns()

@@ -15,6 +15,9 @@ _started = time.perf_counter()  # the cold-start breakdown's imports are timed f
 # onnxruntime's telemetry persists a device ID under $HOME at session creation; Lambda
 # allows writes only under /tmp, and the warning it logs otherwise is noise.
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+# pydantic looks for plugins in every installed distribution's entry points when it
+# builds its first model; the runtime layer ships none (~10 ms of the cold start).
+os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
 
 # The model's session opens on a thread from here on, beside the imports below.
 from model_runtime.early_open import EarlySession
