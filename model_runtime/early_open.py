@@ -37,6 +37,8 @@ class EarlySession:
         self._sha256: str | None = None
         self._providers: list[Any] | None = None
         self._session: Any = None
+        # Whether the Engine took the session (the cold-start tests look).
+        self.taken = False
         self._thread = threading.Thread(target=self._open, name="early-session", daemon=True)
         self._thread.start()
 
@@ -89,4 +91,5 @@ class EarlySession:
             return None
         if threads != self.threads or list(providers) != self._providers:
             return None
+        self.taken = True
         return session

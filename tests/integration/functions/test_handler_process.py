@@ -115,7 +115,7 @@ def test_fastapi_waits_for_the_first_request_the_direct_path_leaves_to_the_app(
 ) -> None:
     """A cold start and its inference requests import no FastAPI (the app costs about
     half a second to import and build); the first other request builds it, and is
-    answered as always."""
+    answered as always. The model's session is the one opened beside the imports."""
     code = (
         "import json, sys\n"
         "from functions.handler import handler\n"
@@ -131,6 +131,8 @@ def test_fastapi_waits_for_the_first_request_the_direct_path_leaves_to_the_app(
         "    'body': None, 'isBase64Encoded': False}\n"
         "answers.append(handler(metadata, None))\n"
         "answers.append('fastapi' in sys.modules)\n"
+        "import functions.handler as module\n"
+        "answers.append(module.early is not None and module.early.taken)\n"
         "print(json.dumps(answers))\n"
     )
     env = {key: value for key, value in os.environ.items() if key != "MODEL_URI"}
@@ -145,7 +147,7 @@ def test_fastapi_waits_for_the_first_request_the_direct_path_leaves_to_the_app(
         timeout=120,
     )
     assert run.returncode == 0, run.stderr
-    infer, fastapi_after_infer, metadata, fastapi_after_metadata = json.loads(
+    infer, fastapi_after_infer, metadata, fastapi_after_metadata, early_taken = json.loads(
         run.stdout.strip().splitlines()[-1]
     )
     assert infer["statusCode"] == 200, infer
@@ -153,3 +155,4 @@ def test_fastapi_waits_for_the_first_request_the_direct_path_leaves_to_the_app(
     assert metadata["statusCode"] == 200, metadata
     assert json.loads(metadata["body"])["name"] == "digits"
     assert fastapi_after_metadata is True
+    assert early_taken is True  # the session opened beside the imports served it

@@ -17,6 +17,7 @@ from model_runtime.engine import Engine
 from model_runtime.errors import ArtifactIntegrityError
 from model_runtime.host import available_cpus
 from model_runtime.manifest import Manifest
+from model_runtime.settings import RuntimeSettings
 from tests.support.tiny_model import tiny_images
 
 
@@ -63,6 +64,7 @@ def test_the_engine_takes_the_session_and_does_not_hash_the_model_again(
         early.verified(tiny_dir, manifest.model_file) == manifest.files[manifest.model_file].sha256
     )
     engine = Engine.load(tiny_dir, options=None, early=early)
+    assert early.taken
     assert manifest.model_file not in hashed
     # Taken: nothing is left to take, and the engine answers as one that opened its own.
     assert early.take(tiny_dir / manifest.model_file, None, [CPU]) is None
@@ -88,6 +90,7 @@ def test_a_session_with_other_options_is_not_taken(
     early = EarlySession(tiny_dir, None)
     path = tiny_dir / (relative or manifest.model_file)
     assert early.take(path, threads, providers) is None
+    assert not early.taken
     assert early.take(tiny_dir / manifest.model_file, None, [CPU]) is None  # discarded
 
 
@@ -119,3 +122,15 @@ def test_a_corrupt_model_is_never_opened_and_the_engine_names_it(
 def test_a_missing_manifest_only_means_no_early_session(tmp_path: Path) -> None:
     early = EarlySession(tmp_path, None)
     assert early.take(tmp_path / "model.onnx", None, [CPU]) is None
+
+
+@pytest.mark.parametrize("variable", ["MODEL_URI", "MODEL_DIR"])
+def test_the_settings_engines_take_the_session_the_environment_names(
+    tiny_dir: Path, variable: str
+) -> None:
+    env = {variable: str(tiny_dir)}
+    early = EarlySession.from_env(env)
+    assert early is not None
+    (engine,) = RuntimeSettings.from_env(env).load_engines(early=early)
+    assert early.taken
+    assert engine.name == Manifest.load(tiny_dir).name
