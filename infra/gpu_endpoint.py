@@ -97,8 +97,16 @@ class GpuEndpoint(pulumi.ComponentResource):
             f"{name}-namespace",
             metadata={
                 "name": args.namespace,
-                # The API server rejects any pod here that is not "restricted".
-                "labels": {**self._labels, "pod-security.kubernetes.io/enforce": "restricted"},
+                "labels": {
+                    **self._labels,
+                    # The API server rejects any pod here that is not "restricted".
+                    "pod-security.kubernetes.io/enforce": "restricted",
+                    # The AWS Load Balancer Controller gives each pod a readiness gate that
+                    # holds until the pod's target is healthy in the target group, so a
+                    # rollout never ends old pods before the load balancer has new ones
+                    # (registration outlasts a pod's start). Inert without the controller.
+                    "elbv2.k8s.aws/pod-readiness-gate-inject": "enabled",
+                },
             },
             opts=self._child(),
         )

@@ -204,3 +204,12 @@ def test_pod_monitor_scrapes_the_pods_metrics_port_and_path(prod: Evaluation) ->
 def test_the_namespace_enforces_pod_security_restricted(prod: Evaluation) -> None:
     namespace = one(prod, "kubernetes:core/v1:Namespace")
     assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+
+
+def test_the_namespace_asks_the_load_balancer_controller_for_readiness_gates(
+    prod: Evaluation,
+) -> None:
+    """The controller injects a target-health readiness gate into pods of namespaces with
+    this label (its docs: deploy/pod_readiness_gate; IP targets only, as ours are)."""
+    labels = one(prod, "kubernetes:core/v1:Namespace")["metadata"]["labels"]
+    assert labels["elbv2.k8s.aws/pod-readiness-gate-inject"] == "enabled"
