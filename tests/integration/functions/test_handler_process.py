@@ -37,6 +37,21 @@ def _import_handler(
     )
 
 
+def _run_handler(code: str, model_dir: Path, stdin: str) -> subprocess.CompletedProcess[str]:
+    """`code` in a fresh interpreter with MODEL_DIR=`model_dir`, `stdin` on its stdin."""
+    env = {key: value for key, value in os.environ.items() if key != "MODEL_URI"}
+    env |= {"MODEL_DIR": str(model_dir), "PYTHONPATH": str(REPO)}
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=REPO,
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
 def test_cold_start_in_a_fresh_process(
     digits_dir: Path, digits_engine: Engine, digits_images: np.ndarray
 ) -> None:
@@ -59,17 +74,7 @@ def test_cold_start_in_a_fresh_process(
         "body": _infer_body(images),
         "isBase64Encoded": False,
     }
-    env = {key: value for key, value in os.environ.items() if key != "MODEL_URI"}
-    env |= {"MODEL_DIR": str(digits_dir), "PYTHONPATH": str(REPO)}
-    run = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=REPO,
-        env=env,
-        input=json.dumps(event),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    run = _run_handler(code, digits_dir, json.dumps(event))
     assert run.returncode == 0, run.stderr
     response = json.loads(run.stdout.strip().splitlines()[-1])
     assert response["statusCode"] == 200
@@ -135,17 +140,7 @@ def test_fastapi_waits_for_the_first_request_the_direct_path_leaves_to_the_app(
         "answers.append(module.early is not None and module.early.taken)\n"
         "print(json.dumps(answers))\n"
     )
-    env = {key: value for key, value in os.environ.items() if key != "MODEL_URI"}
-    env |= {"MODEL_DIR": str(digits_dir), "PYTHONPATH": str(REPO)}
-    run = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=REPO,
-        env=env,
-        input=json.dumps(digits_images[:2].tolist()),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    run = _run_handler(code, digits_dir, json.dumps(digits_images[:2].tolist()))
     assert run.returncode == 0, run.stderr
     infer, fastapi_after_infer, metadata, fastapi_after_metadata, early_taken = json.loads(
         run.stdout.strip().splitlines()[-1]
