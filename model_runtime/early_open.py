@@ -21,10 +21,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from model_runtime.artifact_files import (
+    MANIFEST_FILE,
+    MODEL_FILE,
+    external_data_name,
+    sha256_file,
+)
 from model_runtime.backends.onnxruntime_backend import create_session, providers_for
-from model_runtime.digest import sha256_file
-
-MANIFEST = "manifest.json"
 
 
 class EarlySession:
@@ -58,10 +61,10 @@ class EarlySession:
 
     def _open(self) -> None:
         try:
-            manifest = json.loads((self.directory / MANIFEST).read_bytes())
-            name = manifest.get("model_file", "model.onnx")
+            manifest = json.loads((self.directory / MANIFEST_FILE).read_bytes())
+            name = manifest.get("model_file", MODEL_FILE)
             files = manifest["files"]
-            if f"{name}.data" in files:  # weights beside the graph: not worth the special case
+            if external_data_name(name) in files:  # weights beside the graph: not opened early
                 return
             sha256 = sha256_file(self.directory / name)
             if sha256 != files[name]["sha256"]:

@@ -16,12 +16,14 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+# Re-exported: they live where the early session can read them without pydantic.
+from model_runtime.artifact_files import MANIFEST_FILE as MANIFEST_FILE
+from model_runtime.artifact_files import MODEL_FILE as MODEL_FILE
+from model_runtime.artifact_files import external_data_name as external_data_name
+from model_runtime.artifact_files import sha256_file as sha256_file
 from model_runtime.datatypes import Datatype
-from model_runtime.digest import sha256_file as sha256_file  # re-exported: hashing lives there
 from model_runtime.errors import ArtifactError, ArtifactIntegrityError
 
-MANIFEST_FILE = "manifest.json"
-MODEL_FILE = "model.onnx"
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,62}$"
 
 
@@ -226,12 +228,6 @@ class Manifest(_Strict):
 
     def input(self, name: str) -> TensorSpec | None:
         return next((spec for spec in self.inputs if spec.name == name), None)
-
-
-def external_data_name(model_file: str) -> str:
-    """Where an exported ONNX model's weights go when the graph is too big for one file
-    (`model_build.onnx_files.save_onnx`); the graph names it, onnxruntime reads it."""
-    return f"{model_file}.data"
 
 
 def hash_files(directory: Path, names: list[str]) -> dict[str, FileEntry]:
